@@ -1,0 +1,1 @@
+"""Blob store adapters, chosen by URL (file://, memory://)."""

@@ -1,0 +1,88 @@
+"""Blobs as files on a local or network file system.
+
+Objects are moved into place with an atomic rename from a staging directory on the same file
+system, so a reader never sees a half-written object, and fsynced (file, then directory) before
+`put_file` returns when durability is asked for (docs/adr/0002-durability.md).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+from hounsfield.ports.blobs import BlobCapabilities, BlobStat
+
+
+class BlobKeyError(ValueError):
+    """A key that would escape the store's root or is otherwise malformed."""
+
+
+class FileBlobStore:
+    capabilities = BlobCapabilities(local_paths=True)
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, key: str) -> Path:
+        """The file holding `key`; keys are relative, '/'-separated, without '..' segments."""
+        parts = key.split("/")
+        if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
+            raise BlobKeyError(f"invalid blob key {key!r}")
+        return self.root.joinpath(*parts)
+
+    def put_file(self, key: str, staged: Path, *, durable: bool = True) -> None:
+        target = self.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if durable:
+            with staged.open("rb") as f:
+                os.fsync(f.fileno())
+        if target.exists():
+            staged.unlink(missing_ok=True)
+            raise FileExistsError(f"blob {key!r} already exists")
+        try:
+            os.replace(staged, target)
+        except OSError:
+            # Staging on another file system: copy, then remove the staged file.
+            shutil.copyfile(staged, target)
+            staged.unlink(missing_ok=True)
+        if durable:
+            dir_fd = os.open(target.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+
+    def get_range(self, key: str, offset: int, length: int) -> bytes:
+        with self.path(key).open("rb") as f:
+            return os.pread(f.fileno(), length, offset)
+
+    def iter_bytes(self, key: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        with self.path(key).open("rb") as f:
+            while chunk := f.read(chunk_size):
+                yield chunk
+
+    def delete(self, key: str) -> None:
+        path = self.path(key)
+        path.unlink(missing_ok=True)
+        # Remove now-empty parent directories up to the root, so deleted studies leave no trace.
+        parent = path.parent
+        while parent != self.root:
+            try:
+                parent.rmdir()
+            except OSError:
+                break
+            parent = parent.parent
+
+    def exists(self, key: str) -> bool:
+        return self.path(key).is_file()
+
+    def stat(self, key: str) -> BlobStat:
+        return BlobStat(size=self.path(key).stat().st_size)
+
+    def keys(self) -> Iterator[str]:
+        for path in self.root.rglob("*"):
+            if path.is_file():
+                yield path.relative_to(self.root).as_posix()

@@ -1,0 +1,133 @@
+"""The composition root: the only module that knows concrete adapter classes.
+
+Adapters are chosen by URL (DESIGN.md key idea 7). Nothing is created at import time; callers
+ask for an `Archive` and close it when done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from hounsfield.adapters.blobs.file import FileBlobStore
+from hounsfield.adapters.blobs.memory import MemoryBlobStore
+from hounsfield.adapters.index.sqlite.store import SqliteIndex
+from hounsfield.config import ConfigError, Settings, load_settings
+from hounsfield.frontends.asgi import HttpApp, HttpOptions
+from hounsfield.frontends.dicomweb.context import DicomWebOptions
+from hounsfield.ports.blobs import BlobStore
+from hounsfield.ports.index import IndexStore
+from hounsfield.services.admin import AdminService
+from hounsfield.services.container import Services
+from hounsfield.services.ingest import DuplicatePolicy, IngestService
+from hounsfield.services.integrity import IntegrityService
+from hounsfield.services.lifecycle import LifecycleService
+from hounsfield.services.query import QueryService
+from hounsfield.services.retrieve import RetrieveService
+from hounsfield.services.staging import StagingArea
+
+log = logging.getLogger(__name__)
+
+SWEEP_INTERVAL_SECONDS = 300.0
+
+
+def _path_from_url(url: str, scheme: str) -> Path:
+    parsed = urlparse(url)
+    if parsed.scheme != scheme:
+        raise ConfigError(f"expected a {scheme}:// URL, got {url!r}")
+    return Path(unquote((parsed.netloc or "") + parsed.path))
+
+
+def open_index(url: str, *, durable: bool = True) -> IndexStore:
+    if url.startswith("sqlite://"):
+        path = _path_from_url(url, "sqlite")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        index = SqliteIndex(path, durable=durable)
+        index.migrate()
+        return index
+    raise ConfigError(f"unsupported index URL {url!r} (supported: sqlite:///path)")
+
+
+def open_blobs(url: str) -> BlobStore:
+    if url.startswith("file://"):
+        return FileBlobStore(_path_from_url(url, "file"))
+    if url.startswith("memory://"):
+        return MemoryBlobStore()
+    raise ConfigError(f"unsupported blob URL {url!r} (supported: file:///path, memory://)")
+
+
+@dataclass
+class Archive:
+    """An opened archive: settings, adapters and the services built on them."""
+
+    settings: Settings
+    index: IndexStore
+    blobs: BlobStore
+    services: Services
+
+    def close(self) -> None:
+        self.index.close()
+
+    def sweep(self) -> int:
+        return self.services.ingest.sweep(
+            datetime.now(UTC), float(self.settings.pending_grace_seconds)
+        )
+
+
+def open_archive(settings: Settings) -> Archive:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    index = open_index(settings.index_url, durable=settings.durable)
+    blobs = open_blobs(settings.blob_url)
+    staging = StagingArea(settings.staging_dir)
+    duplicate_policy: DuplicatePolicy = (
+        "reject" if settings.duplicate_policy == "reject" else "keep-first"
+    )
+    services = Services(
+        ingest=IngestService(
+            index,
+            blobs,
+            staging,
+            bulk_data_threshold=settings.bulk_data_threshold,
+            duplicate_policy=duplicate_policy,
+            durable=settings.durable,
+        ),
+        query=QueryService(index, max_limit=settings.qido_max_limit),
+        retrieve=RetrieveService(index, blobs),
+        lifecycle=LifecycleService(index, blobs),
+        admin=AdminService(index),
+        integrity=IntegrityService(index, blobs),
+        staging=staging,
+    )
+    return Archive(settings, index, blobs, services)
+
+
+def build_http_app(archive: Archive) -> HttpApp:
+    settings = archive.settings
+
+    async def sweeper() -> None:
+        while True:
+            try:
+                removed = await asyncio.to_thread(archive.sweep)
+                if removed:
+                    log.info("swept %d abandoned uploads", removed)
+            except Exception:
+                log.exception("sweep failed")
+            await asyncio.sleep(SWEEP_INTERVAL_SECONDS)
+
+    options = HttpOptions(
+        dicomweb=DicomWebOptions(
+            default_partition=settings.default_partition,
+            max_request_bytes=settings.max_request_bytes,
+        ),
+        cors_origins=settings.cors_origins,
+    )
+    return HttpApp(archive.services, options, background=[sweeper], on_shutdown=archive.close)
+
+
+def create_app() -> HttpApp:
+    """ASGI factory for `uvicorn --factory hounsfield.bootstrap:create_app` (used by workers)."""
+    return build_http_app(open_archive(load_settings()))

@@ -1,0 +1,1 @@
+"""The `hounsfield` command line."""

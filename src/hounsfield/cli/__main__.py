@@ -1,0 +1,5 @@
+"""`python -m hounsfield.cli`."""
+
+from hounsfield.cli.main import main
+
+main()

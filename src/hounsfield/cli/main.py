@@ -1,0 +1,115 @@
+"""`hounsfield`: serve, import, check, migrate."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from hounsfield import __version__
+from hounsfield.config import ConfigError, Settings, load_settings
+
+
+def _settings(ctx: click.Context) -> Settings:
+    settings = ctx.obj
+    assert isinstance(settings, Settings)
+    return settings
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="hounsfield")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="TOML settings file (see config/defaults.toml); HOUNSFIELD_* variables override it.",
+)
+@click.pass_context
+def cli(ctx: click.Context, config_file: Path | None) -> None:
+    """Hounsfield medical imaging archive."""
+    try:
+        ctx.obj = load_settings(config_file)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if config_file is not None:
+        os.environ["HOUNSFIELD_CONFIG"] = str(config_file.resolve())
+    logging.basicConfig(
+        level=ctx.obj.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@cli.command()
+@click.pass_context
+def serve(ctx: click.Context) -> None:
+    """Run the archive: DICOMweb at /dicom-web and the admin API at /api."""
+    from hounsfield.cli.serve import run
+
+    run(_settings(ctx))
+
+
+@cli.command()
+@click.pass_context
+def migrate(ctx: click.Context) -> None:
+    """Create or upgrade the index schema, then exit."""
+    from hounsfield.bootstrap import open_archive
+
+    archive = open_archive(_settings(ctx))
+    archive.close()
+    click.echo(f"index schema is up to date ({_settings(ctx).index_url})")
+
+
+@cli.command("import")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--partition", default=None, help="Partition to import into (default: the default).")
+@click.option("--workers", default=4, show_default=True, help="Files read in parallel.")
+@click.option("--batch", default=64, show_default=True, help="Instances per index commit.")
+@click.option("--restart", is_flag=True, help="Ignore the journal of earlier runs.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.pass_context
+def import_(
+    ctx: click.Context,
+    paths: tuple[Path, ...],
+    partition: str | None,
+    workers: int,
+    batch: int,
+    restart: bool,
+    quiet: bool,
+) -> None:
+    """Import DICOM files and folders (recursively), resumably."""
+    from hounsfield.cli.importer import run_import
+
+    settings = _settings(ctx)
+    summary = run_import(
+        settings,
+        list(paths),
+        partition=partition or settings.default_partition,
+        workers=workers,
+        batch_size=batch,
+        restart=restart,
+        progress=not quiet,
+    )
+    summary.print()
+    if summary.rejected and not summary.stored and not summary.duplicates:
+        sys.exit(1)
+
+
+@cli.command()
+@click.option("--repair", is_flag=True, help="Delete blobs that no index row references.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.pass_context
+def check(ctx: click.Context, repair: bool, quiet: bool) -> None:
+    """Verify every stored object against its recorded SHA-256 and size, and the index against
+    the blob store. Exits 1 when a problem is found."""
+    from hounsfield.cli.checker import run_check
+
+    problems = run_check(_settings(ctx), repair=repair, progress=not quiet)
+    sys.exit(1 if problems else 0)
+
+
+def main() -> None:
+    cli(prog_name="hounsfield")

@@ -1,0 +1,168 @@
+"""Settings that fail loudly.
+
+Every option is declared once, in `defaults.toml`, which also documents it. A TOML file and
+`HOUNSFIELD_*` environment variables override the defaults; an unknown key or a value that does
+not have the default's type stops start-up with a message naming the key, so a typo never
+silently leaves an archive running with a setting the operator did not mean.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "HOUNSFIELD_"
+_NOT_SETTINGS = {"HOUNSFIELD_CONFIG", "HOUNSFIELD_REQUIRE_SERVICES"}
+_DUPLICATE_POLICIES = ("keep-first", "reject")
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+class ConfigError(ValueError):
+    """A setting is unknown or invalid; the message names it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str
+    http_port: int
+    dimse_port: int
+    ae_title: str
+    data_dir: Path
+    index_url: str
+    blob_url: str
+    default_partition: str
+    duplicate_policy: str
+    bulk_data_threshold: int
+    pending_grace_seconds: int
+    durable: bool
+    qido_max_limit: int
+    max_request_bytes: int
+    cors_origins: tuple[str, ...]
+    http_workers: int
+    log_level: str
+
+    @property
+    def staging_dir(self) -> Path:
+        """Local directory where uploads are written before they enter the blob store."""
+        return self.data_dir / "staging"
+
+
+def _defaults() -> dict[str, Any]:
+    text = resources.files("hounsfield.config").joinpath("defaults.toml").read_text()
+    return tomllib.loads(text)
+
+
+def _coerce(key: str, raw: Any, default: Any, origin: str) -> Any:
+    """Convert a value to the default's type; environment values arrive as strings."""
+    where = f"{origin} setting {key!r}"
+    if isinstance(default, bool):
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and raw.lower() in (
+            "1",
+            "true",
+            "yes",
+            "on",
+            "0",
+            "false",
+            "no",
+            "off",
+        ):
+            return raw.lower() in ("1", "true", "yes", "on")
+        raise ConfigError(f"{where}: expected a boolean (true/false), got {raw!r}")
+    if isinstance(default, int):
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str):
+            try:
+                return int(raw.strip())
+            except ValueError:
+                pass
+        raise ConfigError(f"{where}: expected an integer, got {raw!r}")
+    if isinstance(default, list):
+        if isinstance(raw, list) and all(isinstance(v, str) for v in raw):
+            return tuple(raw)
+        if isinstance(raw, str):
+            return tuple(v.strip() for v in raw.split(",") if v.strip())
+        raise ConfigError(f"{where}: expected a list of strings, got {raw!r}")
+    if isinstance(raw, str):
+        return raw
+    raise ConfigError(f"{where}: expected a string, got {raw!r}")
+
+
+def _validate(values: dict[str, Any]) -> None:
+    def port(key: str) -> None:
+        if not 0 <= values[key] <= 65535:
+            raise ConfigError(f"setting {key!r}: {values[key]} is not a TCP port (0-65535)")
+
+    port("http_port")
+    port("dimse_port")
+    aet = values["ae_title"]
+    if not 1 <= len(aet) <= 16 or "\\" in aet or not aet.isprintable() or not aet.strip():
+        raise ConfigError(
+            f"setting 'ae_title': {aet!r} is not a valid AE title (1-16 characters, PS3.5 6.2)"
+        )
+    if values["duplicate_policy"] not in _DUPLICATE_POLICIES:
+        raise ConfigError(
+            f"setting 'duplicate_policy': {values['duplicate_policy']!r} is not one of "
+            f"{', '.join(_DUPLICATE_POLICIES)}"
+        )
+    if values["log_level"].upper() not in _LOG_LEVELS:
+        raise ConfigError(
+            f"setting 'log_level': {values['log_level']!r} is not one of {_LOG_LEVELS}"
+        )
+    values["log_level"] = values["log_level"].upper()
+    for key in ("bulk_data_threshold", "qido_max_limit", "http_workers"):
+        if values[key] < 1:
+            raise ConfigError(f"setting {key!r}: must be at least 1, got {values[key]}")
+    for key in ("pending_grace_seconds", "max_request_bytes"):
+        if values[key] < 0:
+            raise ConfigError(f"setting {key!r}: must not be negative, got {values[key]}")
+    for key, schemes in (("index_url", ("sqlite://",)), ("blob_url", ("file://", "memory://"))):
+        if not values[key].startswith(schemes):
+            raise ConfigError(
+                f"setting {key!r}: {values[key]!r} has an unsupported scheme "
+                f"(supported: {', '.join(schemes)})"
+            )
+
+
+def load_settings(
+    config_file: Path | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Defaults, then the TOML file, then HOUNSFIELD_* variables; validated as a whole."""
+    env = os.environ if environ is None else environ
+    defaults = _defaults()
+    values: dict[str, Any] = {k: _coerce(k, v, v, "default") for k, v in defaults.items()}
+    if config_file is None and env.get("HOUNSFIELD_CONFIG"):
+        config_file = Path(env["HOUNSFIELD_CONFIG"])
+    if config_file is not None:
+        try:
+            from_file = tomllib.loads(config_file.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read configuration file {config_file}: {exc}") from exc
+        for key, raw in from_file.items():
+            if key not in defaults:
+                raise ConfigError(f"unknown setting {key!r} in {config_file}")
+            values[key] = _coerce(key, raw, defaults[key], str(config_file))
+    for name, raw in env.items():
+        if not name.startswith(ENV_PREFIX) or name in _NOT_SETTINGS:
+            continue
+        key = name[len(ENV_PREFIX) :].lower()
+        if key not in defaults:
+            raise ConfigError(f"unknown setting {name} in the environment")
+        values[key] = _coerce(key, raw, defaults[key], "environment")
+    data_dir = Path(values["data_dir"]).expanduser().resolve()
+    values["data_dir"] = data_dir
+    if not values["index_url"]:
+        values["index_url"] = f"sqlite:///{data_dir / 'index.db'}"
+    if not values["blob_url"]:
+        values["blob_url"] = f"file://{data_dir / 'blobs'}"
+    _validate(values)
+    fields = {f.name for f in dataclasses.fields(Settings)}
+    return Settings(**{k: v for k, v in values.items() if k in fields})

@@ -1,0 +1,1 @@
+"""Admin front end: the /api JSON endpoints."""

@@ -1,0 +1,170 @@
+"""The HTTP application: DICOMweb under /dicom-web, the admin API under /api.
+
+Errors become small JSON documents with the status chosen by the handler (PS3.18 8.5); anything
+unexpected is a 500 whose details go to the log, never to the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from hounsfield import __version__
+from hounsfield.domain.errors import InvalidQueryError, NotFoundError
+from hounsfield.frontends.admin.api import add_admin_routes
+from hounsfield.frontends.dicomweb.context import Context, DicomWebOptions
+from hounsfield.frontends.dicomweb.routes import add_dicomweb_routes
+from hounsfield.frontends.http.core import (
+    HttpError,
+    Receive,
+    Request,
+    Response,
+    Router,
+    Scope,
+    Send,
+    json_response,
+)
+from hounsfield.services.container import Services
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class HttpOptions:
+    dicomweb: DicomWebOptions
+    cors_origins: tuple[str, ...] = ()
+
+
+def _capabilities() -> dict[str, object]:
+    """A short machine-readable summary; docs/conformance.md is the full statement."""
+    return {
+        "service": "Hounsfield DICOMweb",
+        "version": __version__,
+        "conformance": "docs/conformance.md",
+        "transactions": {
+            "STOW-RS": ["POST /studies", "POST /studies/{study}"],
+            "QIDO-RS": [
+                "/studies",
+                "/series",
+                "/instances",
+                "/studies/{study}/series",
+                "/studies/{study}/instances",
+                "/studies/{study}/series/{series}/instances",
+            ],
+            "WADO-RS": [
+                "/studies/{study}[/series/{series}[/instances/{sop}]]",
+                ".../metadata",
+                ".../instances/{sop}/frames/{frames}",
+                ".../instances/{sop}/bulkdata/{path}",
+            ],
+            "DELETE": ["/studies/{study}[/series/{series}[/instances/{sop}]]"],
+        },
+        "partitions": "/dicom-web/partitions/{name}/...",
+    }
+
+
+class HttpApp:
+    """ASGI 3 application."""
+
+    def __init__(
+        self,
+        services: Services,
+        options: HttpOptions,
+        is_ready: Callable[[], bool] = lambda: True,
+        background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
+        on_shutdown: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.options = options
+        self._background = background
+        self._on_shutdown = on_shutdown
+        self._tasks: list[asyncio.Task[None]] = []
+        self.router = Router()
+        ctx = Context(services, options.dicomweb)
+        add_dicomweb_routes(self.router, ctx)
+        add_admin_routes(self.router, services, is_ready)
+
+        async def capabilities(request: Request) -> Response:
+            return json_response(_capabilities())
+
+        self.router.add("/dicom-web", ("GET",), capabilities)
+
+    def _cors_headers(self, request: Request) -> list[tuple[str, str]]:
+        origin = request.headers.get("origin")
+        allowed = self.options.cors_origins
+        if not origin or not allowed:
+            return []
+        if "*" in allowed:
+            value = "*"
+        elif origin in allowed:
+            value = origin
+        else:
+            return []
+        return [
+            ("access-control-allow-origin", value),
+            (
+                "access-control-expose-headers",
+                "Warning, Content-Location, Content-Type, Content-Length",
+            ),
+            ("vary", "Origin"),
+        ]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        request = Request(scope, receive)
+        cors = self._cors_headers(request)
+        if request.method == "OPTIONS" and cors:
+            preflight = [
+                *cors,
+                ("access-control-allow-methods", "GET, POST, PUT, DELETE, OPTIONS"),
+                (
+                    "access-control-allow-headers",
+                    request.headers.get("access-control-request-headers", "*"),
+                ),
+                ("access-control-max-age", "600"),
+            ]
+            await Response(204, b"", preflight)(send)
+            return
+        try:
+            handler, params = self.router.resolve(request.method, request.path)
+            request.params = params
+            response = await handler(request)
+        except HttpError as exc:
+            response = _error(exc.status, exc.message, exc.headers)
+        except InvalidQueryError as exc:
+            response = _error(400, str(exc))
+        except NotFoundError as exc:
+            response = _error(404, str(exc))
+        except Exception:
+            log.exception("unhandled error on %s %s", request.method, request.path)
+            response = _error(500, "internal error; see the server log")
+        if request.method == "HEAD":
+            response = Response(response.status, b"", response.headers)
+        await response(send, cors)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                self._tasks = [asyncio.create_task(job()) for job in self._background]
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                for task in self._tasks:
+                    task.cancel()
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+                self._on_shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def _error(status: int, message: str, headers: list[tuple[str, str]] | None = None) -> Response:
+    body = orjson.dumps({"error": message, "status": status})
+    return Response(status, body, [("content-type", "application/json"), *(headers or [])])

@@ -1,0 +1,312 @@
+"""WADO-RS: the Retrieve transaction (PS3.18 10.4) for instances, metadata, frames and bulk data.
+
+Objects are streamed untouched from the blob store in their stored transfer syntax; metadata is
+the concatenation of the per-instance documents built at ingest, with BulkDataURIs made absolute;
+frames and bulk data are ranged reads at offsets recorded at ingest. Content negotiation follows
+PS3.18 8.7 (8.7.3 transfer syntaxes, 8.7.7 bulk data, 8.7.8 Accept); when no acceptable
+representation exists the answer is 406, never a silently different representation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import TypeVar
+
+import orjson
+
+from hounsfield.domain.errors import NotFoundError
+from hounsfield.frontends.dicomweb.context import (
+    Context,
+    instance_url,
+    partition_of,
+    service_root,
+    uid_param,
+)
+from hounsfield.frontends.dicomweb.dicomxml import to_xml
+from hounsfield.frontends.dicomweb.transfer import (
+    EXPLICIT_VR_LE,
+    NATIVE_LITTLE_ENDIAN,
+    frame_media_type,
+    is_native,
+)
+from hounsfield.frontends.http.core import HttpError, Request, Response
+from hounsfield.frontends.http.mediatypes import MediaRange, parse_accept
+from hounsfield.frontends.http.multipart import closing, new_boundary, part_header
+from hounsfield.ports.index import StoredInstance
+
+DICOM = "application/dicom"
+OCTETS = "application/octet-stream"
+DICOM_JSON = "application/dicom+json"
+DICOM_XML = "application/dicom+xml"
+
+T = TypeVar("T")
+
+
+def _uids(request: Request) -> tuple[str, str | None, str | None]:
+    study = uid_param(request, "study")
+    series = uid_param(request, "series") if "series" in request.params else None
+    sop = uid_param(request, "sop") if "sop" in request.params else None
+    return study, series, sop
+
+
+async def _thread_iter(make: Callable[[], Iterator[T]]) -> AsyncIterator[T]:
+    """Drive a blocking iterator from worker threads, one item at a time (bounded memory)."""
+    iterator = await asyncio.to_thread(make)
+    sentinel = object()
+    while True:
+        item = await asyncio.to_thread(next, iterator, sentinel)
+        if item is sentinel:
+            return
+        yield item  # type: ignore[misc]
+
+
+def _not_found(exc: NotFoundError) -> HttpError:
+    return HttpError(404, str(exc))
+
+
+# --- instances ---------------------------------------------------------------------------
+
+
+def _acceptable_syntax(media: MediaRange, stored: str) -> bool:
+    wanted = media.params.get("transfer-syntax")
+    return wanted is None or wanted == "*" or wanted == stored
+
+
+def _choose_instance_form(request: Request, instances: list[StoredInstance]) -> bool:
+    """True for multipart/related; False for a single application/dicom body. PS3.18 8.7.3.3.1:
+    the stored syntax is served when the client allows it (no transfer-syntax, '*', or the
+    stored UID); transcoding on request belongs to the pixel services."""
+    for media in parse_accept(request.headers.get("accept")):
+        if media.type in ("*/*", "multipart/*"):
+            return True
+        if media.type == "multipart/related":
+            part = media.params.get("type", DICOM)
+            if part in (DICOM, "*/*", "application/*") and all(
+                _acceptable_syntax(media, i.transfer_syntax_uid) for i in instances
+            ):
+                return True
+        if (
+            media.type == DICOM
+            and len(instances) == 1
+            and _acceptable_syntax(media, instances[0].transfer_syntax_uid)
+        ):
+            return False
+    syntaxes = sorted({i.transfer_syntax_uid for i in instances})
+    raise HttpError(
+        406,
+        "no acceptable representation: the objects are stored as "
+        f"{', '.join(syntaxes)} (request transfer-syntax=* or the stored syntax)",
+    )
+
+
+async def retrieve_instances(request: Request, ctx: Context) -> Response:
+    partition = partition_of(request, ctx.options)
+    study, series, sop = _uids(request)
+    retrieve = ctx.services.retrieve
+    try:
+        instances = await asyncio.to_thread(retrieve.instances, partition, study, series, sop)
+    except NotFoundError as exc:
+        raise _not_found(exc) from exc
+    multipart = _choose_instance_form(request, instances)
+    if not multipart:
+        only = instances[0]
+        content_type = f"{DICOM}; transfer-syntax={only.transfer_syntax_uid}"
+        stream = _thread_iter(lambda: retrieve.object_bytes(only))
+        return Response(200, headers=[("content-type", content_type)], stream=stream)
+    boundary = new_boundary()
+
+    async def body() -> AsyncIterator[bytes]:
+        for instance in instances:
+            yield part_header(boundary, f"{DICOM}; transfer-syntax={instance.transfer_syntax_uid}")
+            async for chunk in _thread_iter(lambda i=instance: retrieve.object_bytes(i)):  # type: ignore[misc]
+                yield chunk
+            yield b"\r\n"
+        yield closing(boundary)
+
+    content_type = f'multipart/related; type="{DICOM}"; boundary={boundary}'
+    return Response(200, headers=[("content-type", content_type)], stream=body())
+
+
+# --- metadata ----------------------------------------------------------------------------
+
+
+def _absolute_bulk_uris(document: bytes, url: str) -> bytes:
+    """Stored documents carry BulkDataURIs relative to their instance (see ParsedInstance);
+    clients need absolute URIs (PS3.18 8.6.1.2), so the instance URL is prefixed in place."""
+    return document.replace(
+        b'"BulkDataURI":"bulkdata/', b'"BulkDataURI":"' + url.encode() + b"/bulkdata/"
+    )
+
+
+async def retrieve_metadata(request: Request, ctx: Context) -> Response:
+    partition = partition_of(request, ctx.options)
+    study, series, sop = _uids(request)
+    want_xml = False
+    for media in parse_accept(request.headers.get("accept")):
+        if media.type in (DICOM_JSON, "application/json", "*/*", "application/*"):
+            break
+        if media.type == "multipart/related" and media.params.get("type") == DICOM_XML:
+            want_xml = True
+            break
+    else:
+        raise HttpError(
+            406,
+            "metadata is available as application/dicom+json or "
+            'multipart/related; type="application/dicom+xml"',
+        )
+    try:
+        documents = await asyncio.to_thread(
+            ctx.services.retrieve.metadata, partition, study, series, sop
+        )
+    except NotFoundError as exc:
+        raise _not_found(exc) from exc
+    root = service_root(request, partition, ctx.options)
+    parts = [
+        _absolute_bulk_uris(doc, instance_url(root, i.study_uid, i.series_uid, i.sop_uid))
+        for i, doc in documents
+    ]
+    if want_xml:
+        boundary = new_boundary()
+        body = bytearray()
+        for part in parts:
+            body += part_header(boundary, DICOM_XML) + to_xml(orjson.loads(part)) + b"\r\n"
+        body += closing(boundary)
+        content_type = f'multipart/related; type="{DICOM_XML}"; boundary={boundary}'
+        return Response(200, bytes(body), [("content-type", content_type)])
+    payload = b"[" + b",".join(parts) + b"]"
+    headers = [("content-type", DICOM_JSON), ("vary", "Accept-Encoding")]
+    if "gzip" in request.headers.get("accept-encoding", "") and len(payload) > 1024:
+        payload = await asyncio.to_thread(gzip.compress, payload, 1)
+        headers.append(("content-encoding", "gzip"))
+    return Response(200, payload, headers)
+
+
+# --- frames ------------------------------------------------------------------------------
+
+
+def _frame_numbers(text: str) -> list[int]:
+    """PS3.18 8.3.1.1.3 (uriref frame-list): comma-separated positive integers."""
+    numbers: list[int] = []
+    for raw in text.split(","):
+        item = raw.strip()
+        if not item.isdigit() or int(item) < 1:
+            raise HttpError(400, f"invalid frame number {item!r} (frames are numbered from 1)")
+        numbers.append(int(item))
+    return numbers
+
+
+def _frame_content_type(request: Request, stored: str) -> str:
+    """Pick the frame representation per PS3.18 8.7.3.3.2/8.7.8 without transcoding."""
+    native_media = OCTETS
+    stored_media = frame_media_type(stored)
+    for media in parse_accept(request.headers.get("accept")):
+        if media.type in ("*/*", "multipart/*"):
+            break
+        if media.type != "multipart/related":
+            continue
+        part = media.params.get("type", OCTETS)
+        syntax = media.params.get("transfer-syntax")
+        if part in ("*/*", "application/*", "image/*", "video/*") and (
+            syntax in (None, "*", stored)
+        ):
+            break
+        if part == OCTETS:
+            if syntax == "*" or syntax == stored:
+                break
+            if (
+                is_native(stored)
+                and syntax in (None, EXPLICIT_VR_LE)
+                and stored in NATIVE_LITTLE_ENDIAN
+            ):
+                return f"{native_media}; transfer-syntax={EXPLICIT_VR_LE}"
+            continue
+        if part == stored_media and syntax in (None, "*", stored):
+            break
+    else:
+        raise HttpError(
+            406,
+            f"frames are stored as {stored} ({stored_media}); request that media type, "
+            "or application/octet-stream with transfer-syntax=*",
+        )
+    if is_native(stored):
+        syntax_uid = EXPLICIT_VR_LE if stored in NATIVE_LITTLE_ENDIAN else stored
+        return f"{native_media}; transfer-syntax={syntax_uid}"
+    return f"{stored_media}; transfer-syntax={stored}"
+
+
+async def retrieve_frames(request: Request, ctx: Context) -> Response:
+    partition = partition_of(request, ctx.options)
+    study, series, sop = _uids(request)
+    assert series is not None and sop is not None
+    numbers = _frame_numbers(request.params["frames"])
+    retrieve = ctx.services.retrieve
+    try:
+        instance = (await asyncio.to_thread(retrieve.instances, partition, study, series, sop))[0]
+        frames = await asyncio.to_thread(lambda: [retrieve.frame(instance, n) for n in numbers])
+    except NotFoundError as exc:
+        raise _not_found(exc) from exc
+    content_type = _frame_content_type(request, instance.transfer_syntax_uid)
+    boundary = new_boundary()
+    body = bytearray()
+    for fragments in frames:
+        body += part_header(boundary, content_type)
+        for fragment in fragments:
+            body += fragment
+        body += b"\r\n"
+    body += closing(boundary)
+    part_type = content_type.split(";")[0]
+    header = f'multipart/related; type="{part_type}"; boundary={boundary}'
+    return Response(200, bytes(body), [("content-type", header)])
+
+
+# --- bulk data ---------------------------------------------------------------------------
+
+
+async def retrieve_bulkdata(request: Request, ctx: Context) -> Response:
+    partition = partition_of(request, ctx.options)
+    study, series, sop = _uids(request)
+    assert series is not None and sop is not None
+    path = request.params["path"].strip("/")
+    single = False
+    for media in parse_accept(request.headers.get("accept")):
+        if media.type in ("*/*", "multipart/*"):
+            break
+        if media.type == "multipart/related" and media.params.get("type", OCTETS) in (
+            OCTETS,
+            "*/*",
+        ):
+            break
+        if media.type == OCTETS:
+            single = True
+            break
+    else:
+        raise HttpError(406, "bulk data is available as application/octet-stream (PS3.18 8.7.7)")
+    retrieve = ctx.services.retrieve
+    try:
+        instance = (await asyncio.to_thread(retrieve.instances, partition, study, series, sop))[0]
+        data = await asyncio.to_thread(retrieve.bulk, instance, path)
+    except NotFoundError as exc:
+        raise _not_found(exc) from exc
+    if single:
+        return Response(200, data, [("content-type", OCTETS)])
+    boundary = new_boundary()
+    body = part_header(boundary, OCTETS) + data + b"\r\n" + closing(boundary)
+    header = f'multipart/related; type="{OCTETS}"; boundary={boundary}'
+    return Response(200, body, [("content-type", header)])
+
+
+# --- delete ------------------------------------------------------------------------------
+
+
+async def delete(request: Request, ctx: Context) -> Response:
+    """Delete a study, series or instance (PS3.18 10.x "Delete", as in the Azure and dcm4chee
+    archives: 204 on success, 404 when nothing matched)."""
+    partition = partition_of(request, ctx.options)
+    study, series, sop = _uids(request)
+    try:
+        await asyncio.to_thread(ctx.services.lifecycle.delete, partition, study, series, sop)
+    except NotFoundError as exc:
+        raise _not_found(exc) from exc
+    return Response(204)

@@ -1,0 +1,1 @@
+"""Ports: the narrow Protocols the services depend on; adapters implement them."""

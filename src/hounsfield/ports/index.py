@@ -1,0 +1,204 @@
+"""The index port: everything the archive knows about its objects, except their bytes.
+
+Ingest is two-phase (DESIGN.md key idea 3): `begin` records pending rows, the blob is written,
+then `commit` makes the instances visible together with their outbox events in one transaction.
+A crash between the two leaves pending rows that `sweep_pending` removes, with their blobs.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from hounsfield.domain.model import ByteRange, DicomJson, Level, PixelLayout
+from hounsfield.domain.query import Query
+
+
+@dataclass(frozen=True, slots=True)
+class IndexCapabilities:
+    """What a back end can do natively; services fall back or refuse otherwise."""
+
+    fuzzy_names: bool = True
+    sequence_matching: bool = True
+    concurrent_writers: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class NewInstance:
+    """An instance ready to be indexed: identifiers, level attributes and its stored layout."""
+
+    partition: str
+    study_uid: str
+    series_uid: str
+    sop_uid: str
+    sop_class_uid: str
+    transfer_syntax_uid: str
+    blob_key: str
+    size: int
+    sha256: str
+    patient_attrs: DicomJson
+    study_attrs: DicomJson
+    series_attrs: DicomJson
+    instance_attrs: DicomJson
+    metadata: bytes  # the per-instance DICOM JSON document, UTF-8, BulkDataURIs relative
+    pixel: PixelLayout | None
+    bulk_ranges: dict[str, ByteRange]
+    received_at: datetime
+
+
+class BeginOutcome(enum.Enum):
+    """What `begin` decided for one instance."""
+
+    NEW = "new"  # a pending row now exists; write the blob, then commit
+    DUPLICATE = "duplicate"  # the SOP Instance UID is already stored in this partition
+    CONFLICT = "conflict"  # the SOP Instance UID exists under another study or series
+    IN_PROGRESS = "in-progress"  # another upload of the same instance is pending
+
+
+@dataclass(frozen=True, slots=True)
+class StoredInstance:
+    """A committed instance as retrieval needs it."""
+
+    partition: str
+    study_uid: str
+    series_uid: str
+    sop_uid: str
+    sop_class_uid: str
+    transfer_syntax_uid: str
+    blob_key: str
+    size: int
+    sha256: str
+    pixel: PixelLayout | None
+    bulk_ranges: dict[str, ByteRange]
+    number_of_frames: int
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """An outbox event (DESIGN.md key idea 4), committed in the transaction it describes."""
+
+    type: str
+    partition: str
+    data: dict[str, Any]
+    seq: int = 0
+    time: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QueryPage:
+    """Matches of one query page. `more` says whether results were cut by the limit."""
+
+    rows: list[DicomJson]
+    more: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteAE:
+    """A remote DICOM application entity, the destination of C-MOVE and forwarding."""
+
+    aet: str
+    host: str
+    port: int
+    partition: str = "default"
+    tls: bool = False
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """Counts and stored bytes, per partition."""
+
+    partition: str
+    patients: int
+    studies: int
+    series: int
+    instances: int
+    bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeletedInstances:
+    """What a delete removed from the index; the caller deletes the blobs afterwards."""
+
+    blob_keys: list[str] = field(default_factory=list)
+    instances: int = 0
+
+
+class IndexStore(Protocol):
+    """The index database. Every method is synchronous and thread-safe; services call it from
+    worker threads. Every method is scoped to one partition: no call can see two."""
+
+    capabilities: IndexCapabilities
+
+    def migrate(self) -> None:
+        """Create or upgrade the schema (numbered, immutable migrations)."""
+
+    def close(self) -> None: ...
+
+    def begin(self, instances: Sequence[NewInstance]) -> list[BeginOutcome]:
+        """Record pending rows for the instances that are new, in one transaction."""
+
+    def commit(self, instances: Sequence[NewInstance], events: Sequence[Event]) -> None:
+        """Make pending instances visible, update their parents and write the events, atomically
+        and durably: when this returns, the instances survive a crash."""
+
+    def abort(self, partition: str, sop_uids: Sequence[str]) -> None:
+        """Drop pending rows whose blob could not be written."""
+
+    def sweep_pending(self, older_than: datetime) -> list[str]:
+        """Remove pending rows older than the cut-off; return their blob keys for deletion."""
+
+    def query(self, query: Query) -> QueryPage:
+        """Match at `query.level` per PS3.4 C.2.2.2; each row holds the level's attributes, its
+        parents' identifying attributes and the computed ones (number of related, modalities)."""
+
+    def instances(
+        self,
+        partition: str,
+        study_uid: str,
+        series_uid: str | None = None,
+        sop_uid: str | None = None,
+    ) -> list[StoredInstance]:
+        """Committed instances under a study, series or one instance, in series/instance order."""
+
+    def metadata(
+        self,
+        partition: str,
+        study_uid: str,
+        series_uid: str | None = None,
+        sop_uid: str | None = None,
+    ) -> Iterator[tuple[StoredInstance, bytes]]:
+        """The prebuilt DICOM JSON document of each matching instance."""
+
+    def delete(
+        self,
+        partition: str,
+        study_uid: str,
+        series_uid: str | None = None,
+        sop_uid: str | None = None,
+        events: Sequence[Event] = (),
+    ) -> DeletedInstances:
+        """Remove rows (and now-empty parents) and write the events, atomically."""
+
+    def all_instances(self, partition: str | None = None) -> Iterator[StoredInstance]:
+        """Every committed instance (for integrity checks and re-indexing)."""
+
+    def events_since(self, seq: int, limit: int) -> list[Event]:
+        """Outbox events with a sequence number greater than `seq`, in order."""
+
+    def put_remote_ae(self, ae: RemoteAE) -> bool:
+        """Create or replace; True when created."""
+
+    def get_remote_ae(self, aet: str) -> RemoteAE | None: ...
+
+    def list_remote_aes(self) -> list[RemoteAE]: ...
+
+    def delete_remote_ae(self, aet: str) -> bool: ...
+
+    def stats(self) -> list[Stats]: ...
+
+    def level_exists(self, partition: str, level: Level, uid: str) -> bool:
+        """Whether a committed study, series or instance with this UID exists."""

@@ -1,0 +1,52 @@
+"""Lifecycle: deletion (PS3.18 10.x DELETE, and later rejection, retention and tiering)."""
+
+from __future__ import annotations
+
+import logging
+
+from hounsfield.domain import events
+from hounsfield.domain.errors import NotFoundError
+from hounsfield.ports.blobs import BlobStore
+from hounsfield.ports.index import Event, IndexStore
+
+log = logging.getLogger(__name__)
+
+
+class LifecycleService:
+    def __init__(self, index: IndexStore, blobs: BlobStore) -> None:
+        self.index = index
+        self.blobs = blobs
+
+    def delete(
+        self,
+        partition: str,
+        study_uid: str,
+        series_uid: str | None = None,
+        sop_uid: str | None = None,
+    ) -> int:
+        """Delete a study, series or instance: index rows first (atomically, with the event),
+        then the blobs. A crash between the two leaves unreferenced blobs that `hounsfield check
+        --repair` removes, never index rows that point to missing bytes."""
+        if sop_uid is not None:
+            kind, data = events.INSTANCE_DELETED, {"sopInstanceUID": sop_uid}
+        elif series_uid is not None:
+            kind, data = events.SERIES_DELETED, {}
+        else:
+            kind, data = events.STUDY_DELETED, {}
+        data = {"studyInstanceUID": study_uid, **data}
+        if series_uid is not None:
+            data["seriesInstanceUID"] = series_uid
+        event = Event(type=kind, partition=partition, data=data)
+        deleted = self.index.delete(partition, study_uid, series_uid, sop_uid, events=[event])
+        if deleted.instances == 0:
+            raise NotFoundError(
+                f"nothing to delete at study {study_uid}"
+                + (f" series {series_uid}" if series_uid else "")
+                + (f" instance {sop_uid}" if sop_uid else "")
+            )
+        for key in deleted.blob_keys:
+            try:
+                self.blobs.delete(key)
+            except OSError as exc:
+                log.warning("blob %s could not be deleted (left for check --repair): %s", key, exc)
+        return deleted.instances

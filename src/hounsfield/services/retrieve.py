@@ -1,0 +1,73 @@
+"""Retrieve: stored objects, metadata documents, frames and bulk data, by ranged reads.
+
+Nothing is parsed here: the byte ranges recorded at ingest (DESIGN.md key idea 1) make a frame
+one ranged read and series metadata a concatenation of prebuilt documents.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from hounsfield.domain.errors import NotFoundError
+from hounsfield.ports.blobs import BlobStore
+from hounsfield.ports.index import IndexStore, StoredInstance
+
+
+class RetrieveService:
+    def __init__(self, index: IndexStore, blobs: BlobStore) -> None:
+        self.index = index
+        self.blobs = blobs
+
+    def instances(
+        self,
+        partition: str,
+        study_uid: str,
+        series_uid: str | None = None,
+        sop_uid: str | None = None,
+    ) -> list[StoredInstance]:
+        found = self.index.instances(partition, study_uid, series_uid, sop_uid)
+        if not found:
+            raise NotFoundError(_what(study_uid, series_uid, sop_uid))
+        return found
+
+    def metadata(
+        self,
+        partition: str,
+        study_uid: str,
+        series_uid: str | None = None,
+        sop_uid: str | None = None,
+    ) -> list[tuple[StoredInstance, bytes]]:
+        documents = list(self.index.metadata(partition, study_uid, series_uid, sop_uid))
+        if not documents:
+            raise NotFoundError(_what(study_uid, series_uid, sop_uid))
+        return documents
+
+    def object_bytes(self, instance: StoredInstance, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        return self.blobs.iter_bytes(instance.blob_key, chunk_size)
+
+    def frame(self, instance: StoredInstance, number: int) -> list[bytes]:
+        """The fragments of frame `number` (1-based, PS3.18 8.3.1.1.3); one for native data."""
+        if instance.pixel is None:
+            raise NotFoundError(f"instance {instance.sop_uid} has no pixel data")
+        frames = instance.pixel.frames
+        if not 1 <= number <= len(frames):
+            raise NotFoundError(
+                f"frame {number} does not exist (instance has {len(frames)} frames)"
+            )
+        return [self.blobs.get_range(instance.blob_key, off, n) for off, n in frames[number - 1]]
+
+    def bulk(self, instance: StoredInstance, path: str) -> bytes:
+        """A bulk data value by its path as published in the metadata ("GGGGEEEE[/i/GGGGEEEE]")."""
+        location = instance.bulk_ranges.get(f"bulkdata/{path}")
+        if location is None:
+            raise NotFoundError(f"no bulk data at {path} in instance {instance.sop_uid}")
+        offset, length = location
+        return self.blobs.get_range(instance.blob_key, offset, length)
+
+
+def _what(study_uid: str, series_uid: str | None, sop_uid: str | None) -> str:
+    if sop_uid is not None:
+        return f"instance {sop_uid} not found in series {series_uid} of study {study_uid}"
+    if series_uid is not None:
+        return f"series {series_uid} not found in study {study_uid}"
+    return f"study {study_uid} not found"

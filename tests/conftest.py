@@ -1,0 +1,101 @@
+"""Shared fixtures: a real server process on a free port, and service/tool requirements.
+
+Tests that need an external component (DCMTK, PostgreSQL...) call `require_component`: it skips
+on a developer machine without the component, and fails in CI, where HOUNSFIELD_REQUIRE_SERVICES=1
+says that everything must be present.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+
+def require_component(name: str, available: bool) -> None:
+    if available:
+        return
+    message = f"{name} is not available"
+    if os.environ.get("HOUNSFIELD_REQUIRE_SERVICES") == "1":
+        pytest.fail(message + " (HOUNSFIELD_REQUIRE_SERVICES=1)")
+    pytest.skip(message)
+
+
+def require_tool(tool: str) -> str:
+    path = shutil.which(tool)
+    require_component(f"the {tool} command", path is not None)
+    assert path is not None
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class RunningServer:
+    url: str
+    data_dir: Path
+    process: subprocess.Popen[bytes]
+
+    @property
+    def dicomweb(self) -> str:
+        return f"{self.url}/dicom-web"
+
+
+def start_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> RunningServer:
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("HOUNSFIELD_")},
+        "HOUNSFIELD_DATA_DIR": str(data_dir),
+        "HOUNSFIELD_HTTP_PORT": str(port),
+        "HOUNSFIELD_DIMSE_PORT": str(free_port()),
+        **(extra_env or {}),
+    }
+    log = (data_dir.parent / f"server-{port}.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hounsfield.cli", "serve"], env=env, stdout=log, stderr=log
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        try:
+            if httpx.get(f"{url}/api/health", timeout=1).status_code == 200:
+                return RunningServer(url, data_dir, process)
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("server did not become ready within 30 s")
+
+
+def stop_server(server: RunningServer) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    data_dir = tmp_path_factory.mktemp("archive") / "data"
+    running = start_server(data_dir, {"HOUNSFIELD_CORS_ORIGINS": "https://viewer.example"})
+    try:
+        yield running
+    finally:
+        stop_server(running)
