@@ -1,0 +1,324 @@
+"""The read path: queries confirmed by the reference matcher, and retrieval listings.
+
+A query runs the compiled pre-filter (`sql.compile`) ordered by the level's primary key, plus
+one stream per table whose irregular rows must be reconsidered (`sql.columns`), merges the
+streams in key order and keeps the rows that `domain.matching.matches` accepts. Results are
+therefore exactly the reference matcher's (PS3.4 C.2.2.2) whatever the SQL does, and paging
+is stable: rows come in insertion order (primary key), which never changes for a row.
+"""
+
+from __future__ import annotations
+
+import heapq
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+from hounsfield.adapters.index.sql.compile import LEVEL_ALIASES, compile_prefilter
+from hounsfield.adapters.index.sql.rows import (
+    decode_bulk,
+    decode_pixel,
+    instance_row,
+    loads,
+    patient_row,
+    series_row,
+    study_row,
+)
+from hounsfield.domain.matching import matches
+from hounsfield.domain.model import DicomJson, Level
+from hounsfield.domain.query import Query
+from hounsfield.ports.index import Event, QueryPage, RemoteAE, Stats, StoredInstance
+
+_FROM: dict[Level, tuple[str, str]] = {
+    Level.PATIENT: (
+        "SELECT p.pk, p.attrs, p.num_studies, p.num_series, p.num_instances FROM patients p",
+        "p",
+    ),
+    Level.STUDY: (
+        "SELECT s.pk, p.pk, p.attrs, s.attrs, s.study_uid, s.num_series, s.num_instances,"
+        " s.modalities, s.sop_classes"
+        " FROM studies s JOIN patients p ON p.pk = s.patient_pk",
+        "s",
+    ),
+    Level.SERIES: (
+        "SELECT se.pk, p.pk, p.attrs, s.pk, s.attrs, se.attrs, s.study_uid, se.series_uid,"
+        " se.num_instances"
+        " FROM series se JOIN studies s ON s.pk = se.study_pk"
+        " JOIN patients p ON p.pk = s.patient_pk",
+        "se",
+    ),
+    Level.IMAGE: (
+        "SELECT i.pk, p.pk, p.attrs, s.pk, s.attrs, se.pk, se.attrs, i.attrs, s.study_uid,"
+        " se.series_uid, i.sop_uid, i.sop_class_uid"
+        " FROM instances i JOIN series se ON se.pk = i.series_pk"
+        " JOIN studies s ON s.pk = se.study_pk JOIN patients p ON p.pk = s.patient_pk",
+        "i",
+    ),
+}
+
+_Row = tuple[Any, ...]
+
+
+class _Decoder:
+    """Builds row JSON, decoding each parent's attributes once per query (an instance query
+    returns many rows of the same series). Rows share parent elements: treat as read-only."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[str, int], DicomJson] = {}
+
+    def attrs(self, alias: str, pk: int, blob: bytes) -> DicomJson:
+        key = (alias, pk)
+        found = self._cache.get(key)
+        if found is None:
+            found = loads(blob)
+            self._cache[key] = found
+        return found
+
+    def row(self, level: Level, r: _Row) -> DicomJson:
+        if level is Level.PATIENT:
+            return patient_row(loads(r[1]), r[2], r[3], r[4])
+        if level is Level.STUDY:
+            patient = self.attrs("p", r[1], r[2])
+            return study_row(patient, loads(r[3]), r[4], r[5], r[6], loads(r[7]), loads(r[8]))
+        if level is Level.SERIES:
+            patient, study = self.attrs("p", r[1], r[2]), self.attrs("s", r[3], r[4])
+            return series_row(patient, study, loads(r[5]), r[6], r[7], r[8])
+        patient, study = self.attrs("p", r[1], r[2]), self.attrs("s", r[3], r[4])
+        series = self.attrs("se", r[5], r[6])
+        return instance_row(
+            patient, study, series, loads(r[7] or b"{}"), (r[8], r[9], r[10], r[11])
+        )
+
+
+def _scoped(query: Query) -> tuple[list[str], list[object]]:
+    """Partition conditions on every joined table: rows of another partition cannot appear
+    (DESIGN.md key idea 6) and parent indexes that start with the partition stay usable."""
+    clauses = [f"{alias}.partition = ?" for alias in LEVEL_ALIASES[query.level]]
+    params: list[object] = [query.partition] * len(clauses)
+    if query.level is Level.IMAGE:
+        clauses.append("i.state = 'committed'")
+    return clauses, params
+
+
+def _merge_unique(streams: Sequence[Iterator[_Row]]) -> Iterator[_Row]:
+    """Merge key-ordered streams, dropping rows seen in an earlier stream."""
+    if len(streams) == 1:
+        yield from streams[0]
+        return
+    last: int | None = None
+    for row in heapq.merge(*streams, key=lambda r: int(r[0])):
+        if row[0] != last:
+            last = row[0]
+            yield row
+
+
+def run_query(conn: sqlite3.Connection, query: Query) -> QueryPage:
+    """Matches of `query`, `offset` and `limit` applied after confirmation."""
+    select, base = _FROM[query.level]
+    scope, scope_params = _scoped(query)
+    prefilter = compile_prefilter(query)
+    where = " AND ".join(scope + prefilter.clauses)
+    streams = [
+        conn.execute(
+            f"{select} WHERE {where} ORDER BY {base}.pk",
+            [*scope_params, *prefilter.params],
+        )
+    ]
+    for alias in sorted(prefilter.irregular):
+        streams.append(
+            conn.execute(
+                f"{select} WHERE {' AND '.join(scope)} AND {alias}.irregular = 1"
+                f" ORDER BY {base}.pk",
+                scope_params,
+            )
+        )
+    try:
+        return _confirm(query, _merge_unique(streams))
+    finally:
+        for cursor in streams:
+            cursor.close()
+
+
+def _confirm(query: Query, candidates: Iterator[_Row]) -> QueryPage:
+    decoder = _Decoder()
+    wanted = None if query.limit is None else query.offset + query.limit
+    rows: list[DicomJson] = []
+    seen = 0
+    more = False
+    for raw in candidates:
+        row = decoder.row(query.level, raw)
+        if not matches(query.keys, row, fuzzy=query.fuzzy):
+            continue
+        if wanted is not None and seen >= wanted:
+            more = True
+            break
+        if seen >= query.offset:
+            rows.append(row)
+        seen += 1
+    return QueryPage(rows=rows, more=more)
+
+
+_INSTANCE_COLUMNS = (
+    "i.pk, i.partition, s.study_uid, se.series_uid, i.sop_uid, i.sop_class_uid,"
+    " i.transfer_syntax_uid, i.blob_key, i.size, i.sha256, i.pixel, i.bulk_ranges,"
+    " i.number_of_frames"
+)
+
+
+def stored_instance(r: _Row) -> StoredInstance:
+    return StoredInstance(
+        partition=r[1],
+        study_uid=r[2],
+        series_uid=r[3],
+        sop_uid=r[4],
+        sop_class_uid=r[5],
+        transfer_syntax_uid=r[6],
+        blob_key=r[7],
+        size=r[8],
+        sha256=r[9],
+        pixel=decode_pixel(r[10]),
+        bulk_ranges=decode_bulk(r[11]),
+        number_of_frames=r[12],
+    )
+
+
+def list_instances(
+    conn: sqlite3.Connection,
+    partition: str,
+    study_uid: str,
+    series_uid: str | None,
+    sop_uid: str | None,
+) -> list[tuple[int, StoredInstance]]:
+    """Committed instances in scope, by series then instance number (then arrival)."""
+    sql = (
+        f"SELECT {_INSTANCE_COLUMNS} FROM instances i"  # noqa: S608
+        " JOIN studies s ON s.pk = i.study_pk JOIN series se ON se.pk = i.series_pk"
+        " WHERE s.partition = ? AND s.study_uid = ? AND i.state = 'committed'"
+    )
+    params: list[object] = [partition, study_uid]
+    if series_uid is not None:
+        sql += " AND se.series_uid = ?"
+        params.append(series_uid)
+    if sop_uid is not None:
+        sql += " AND i.sop_uid = ?"
+        params.append(sop_uid)
+    sql += (
+        " ORDER BY se.series_number IS NULL, se.series_number, se.pk,"
+        " i.instance_number IS NULL, i.instance_number, i.pk"
+    )
+    return [(int(r[0]), stored_instance(r)) for r in conn.execute(sql, params)]
+
+
+def documents(conn: sqlite3.Connection, pks: Sequence[int]) -> dict[int, bytes]:
+    marks = ", ".join("?" * len(pks))
+    return {
+        int(r[0]): bytes(r[1])
+        for r in conn.execute(
+            f"SELECT instance_pk, document FROM instance_metadata WHERE instance_pk IN ({marks})",  # noqa: S608
+            list(pks),
+        )
+    }
+
+
+def instances_after(
+    conn: sqlite3.Connection, partition: str | None, after_pk: int, limit: int
+) -> list[tuple[int, StoredInstance]]:
+    """A page of committed instances in primary key order (keyset pagination)."""
+    sql = (
+        f"SELECT {_INSTANCE_COLUMNS} FROM instances i"  # noqa: S608
+        " JOIN studies s ON s.pk = i.study_pk JOIN series se ON se.pk = i.series_pk"
+        " WHERE i.pk > ? AND i.state = 'committed'"
+    )
+    params: list[object] = [after_pk]
+    if partition is not None:
+        sql += " AND i.partition = ?"
+        params.append(partition)
+    sql += " ORDER BY i.pk LIMIT ?"
+    params.append(limit)
+    return [(int(r[0]), stored_instance(r)) for r in conn.execute(sql, params)]
+
+
+def events_since(conn: sqlite3.Connection, seq: int, limit: int) -> list[Event]:
+    return [
+        Event(
+            type=r[1],
+            partition=r[2],
+            data=loads(r[3]),
+            seq=int(r[0]),
+            time=datetime.fromisoformat(r[4]),
+        )
+        for r in conn.execute(
+            "SELECT seq, type, partition, data, time FROM outbox WHERE seq > ?"
+            " ORDER BY seq LIMIT ?",
+            (seq, limit),
+        )
+    ]
+
+
+def _remote_ae(r: _Row) -> RemoteAE:
+    return RemoteAE(
+        aet=r[0], host=r[1], port=int(r[2]), partition=r[3], tls=bool(r[4]), description=r[5]
+    )
+
+
+def get_remote_ae(conn: sqlite3.Connection, aet: str) -> RemoteAE | None:
+    row = conn.execute(
+        "SELECT aet, host, port, partition, tls, description FROM remote_aes WHERE aet = ?",
+        (aet,),
+    ).fetchone()
+    return None if row is None else _remote_ae(row)
+
+
+def list_remote_aes(conn: sqlite3.Connection) -> list[RemoteAE]:
+    return [
+        _remote_ae(r)
+        for r in conn.execute(
+            "SELECT aet, host, port, partition, tls, description FROM remote_aes ORDER BY aet"
+        )
+    ]
+
+
+def stats(conn: sqlite3.Connection) -> list[Stats]:
+    """Per-partition totals from the maintained counts (no scan of the instances table)."""
+    patients = dict(conn.execute("SELECT partition, count(*) FROM patients GROUP BY partition"))
+    totals: dict[str, Stats] = {}
+    for partition, studies, series, instances, size in conn.execute(
+        "SELECT partition, count(*), sum(num_series), sum(num_instances), sum(size_bytes)"
+        " FROM studies GROUP BY partition"
+    ):
+        totals[partition] = Stats(
+            partition, int(patients.get(partition, 0)), studies, series, instances, size
+        )
+    for partition, count in patients.items():
+        totals.setdefault(partition, Stats(partition, int(count), 0, 0, 0, 0))
+    return [totals[p] for p in sorted(totals)]
+
+
+_EXISTS: dict[Level, str] = {
+    Level.PATIENT: "SELECT 1 FROM patients WHERE partition = ? AND patient_id = ?",
+    Level.STUDY: "SELECT 1 FROM studies WHERE partition = ? AND study_uid = ?",
+    Level.SERIES: "SELECT 1 FROM series WHERE partition = ? AND series_uid = ?",
+    Level.IMAGE: (
+        "SELECT 1 FROM instances WHERE partition = ? AND sop_uid = ? AND state = 'committed'"
+    ),
+}
+
+
+def level_exists(conn: sqlite3.Connection, partition: str, level: Level, uid: str) -> bool:
+    return conn.execute(_EXISTS[level], (partition, uid)).fetchone() is not None
+
+
+def chunked(
+    fetch: Callable[[Sequence[int]], dict[int, bytes]],
+    listing: Sequence[tuple[int, StoredInstance]],
+    size: int,
+) -> Iterator[tuple[StoredInstance, bytes]]:
+    """Yield listed instances with their documents, fetching `size` documents at a time."""
+    for start in range(0, len(listing), size):
+        part = listing[start : start + size]
+        found = fetch([pk for pk, _ in part])
+        for pk, inst in part:
+            document = found.get(pk)
+            if document is not None:  # deleted since the listing
+                yield inst, document
