@@ -23,11 +23,13 @@ bootstrap: $(STAMP)
 run: $(STAMP)
 	$(BIN)/hounsfield serve
 
-## Debian tools used by interop tests (only when root; otherwise they must already be installed).
+## Debian tools used by interop tests and the bench smoke test (Orthanc); only when root,
+## otherwise they must already be installed.
 system-deps:
 	@if [ "$$(id -u)" = "0" ]; then \
-	  if ! command -v storescu >/dev/null || ! command -v dciodvfy >/dev/null; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dcmtk dicom3tools >/dev/null; \
+	  if ! command -v storescu >/dev/null || ! command -v dciodvfy >/dev/null \
+	      || ! command -v Orthanc >/dev/null || [ ! -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dcmtk dicom3tools orthanc orthanc-dicomweb >/dev/null; \
 	  fi; \
 	fi
 

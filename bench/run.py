@@ -1,0 +1,449 @@
+"""`python -m bench.run`: Hounsfield against Orthanc, same machine, same data, same run.
+
+    python -m bench.run                 # default sizes (about 10 minutes on 2 cores)
+    python -m bench.run --smoke         # tiny sizes, checks that every figure is produced
+    python -m bench.run --scale 100000  # adds QIDO at 100k studies / 1M instances (Hounsfield)
+    python -m bench.run --profile       # adds a py-spy pass over a separate Hounsfield server
+
+Writes bench/results/<UTC time>.json, and (unless --smoke) the generated block of docs/perf.md
+and the chart docs/perf/ratios.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import data, orthanc, profile, report, scenarios
+from bench import fill as bulk
+from bench import hounsfield as hf
+from bench.report import Report, Row, Target
+from bench.scenarios import Problems
+from bench.servers import RunningArchive
+
+ROOT = Path(__file__).resolve().parent.parent
+STOW_BATCH = 50
+
+TARGETS = {
+    "stow": Target("≥ 300 inst/s", at_least=300),
+    "qido": Target("p50 ≤ 5 ms, p95 ≤ 15 ms (at 100k studies)", at_most=5, p95_at_most=15),
+    "metadata": Target("≤ 20 ms, ≥ 30× Orthanc", at_most=20, min_ratio=30),
+}
+
+
+@dataclass
+class Sizes:
+    ct_studies: int
+    ct_slices: int
+    stow_batch: int
+    query_studies: int
+    series_per_study: int
+    instances_per_series: int
+    queries_per_shape: int
+    metadata_repeats: int
+    time_limit: float  # seconds per scenario per archive
+
+    @classmethod
+    def smoke(cls) -> Sizes:
+        return cls(1, 20, 10, 20, 2, 2, 10, 3, 20)
+
+    @classmethod
+    def default(cls) -> Sizes:
+        return cls(4, 300, STOW_BATCH, 2000, 2, 2, 200, 30, 300)
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
+    p.add_argument("--smoke", action="store_true", help="tiny sizes; only checks figures exist")
+    p.add_argument("--scale", type=int, default=0, metavar="N", help="also QIDO at N studies")
+    p.add_argument("--scale-instances", type=int, default=5, help="instances per series at scale")
+    p.add_argument("--query-studies", type=int, help="studies in the QIDO set (default 2000)")
+    p.add_argument("--ct-studies", type=int, help="CT studies of 300 slices to STOW (default 4)")
+    p.add_argument("--profile", action="store_true", help="extra py-spy pass on Hounsfield")
+    p.add_argument("--no-orthanc", action="store_true", help="Hounsfield only (no ratios)")
+    p.add_argument("--results-dir", type=Path, help="where the JSON goes (default bench/results)")
+    p.add_argument("--perf-md", type=Path, default=ROOT / "docs" / "perf.md")
+    p.add_argument("--keep", action="store_true", help="keep the temporary data directories")
+    return p.parse_args(argv)
+
+
+def say(message: str) -> None:
+    print(f"[bench {datetime.now(UTC):%H:%M:%S}] {message}", flush=True)
+
+
+def ct_bodies(sizes: Sizes, kind: int = data.CT_KIND) -> list[tuple[bytes, int]]:
+    spec = data.CtSeriesSpec(studies=sizes.ct_studies, slices=sizes.ct_slices, kind=kind)
+    return [
+        (data.multipart_body([i.data for i in batch]), len(batch))
+        for batch in data.batched(data.ct_instances(spec), sizes.stow_batch)
+    ]
+
+
+def tiny_bodies(archive: data.TinyArchive, batch: int) -> list[tuple[bytes, int]]:
+    return [
+        (data.multipart_body([i.data for i in group]), len(group))
+        for group in data.batched(archive.instances(), batch)
+    ]
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
+        self.args = args
+        self.workdir = workdir
+        self.sizes = Sizes.smoke() if args.smoke else Sizes.default()
+        if args.query_studies:
+            self.sizes.query_studies = args.query_studies
+        if args.ct_studies:
+            self.sizes.ct_studies = args.ct_studies
+        self.problems = Problems()
+        self.details: dict[str, Any] = {"sizes": self.sizes.__dict__}
+        self.archives: dict[str, RunningArchive] = {}
+        self.archive_info: dict[str, dict[str, Any]] = {}
+
+    # -- servers -------------------------------------------------------------------------
+
+    def start_servers(self) -> None:
+        say("starting Hounsfield (durable, the default)")
+        self._register(hf.start(self.workdir / "hounsfield"))
+        if self.args.no_orthanc:
+            return
+        install_log: list[str] = []
+        orthanc.ensure_installed(install_log)
+        say("starting Orthanc")
+        started = orthanc.start(self.workdir / "orthanc")
+        started.notes += install_log
+        self._register(started)
+
+    def _register(self, archive: RunningArchive) -> None:
+        self.archives[archive.name] = archive
+        self.archive_info[archive.name] = {"version": archive.version, "notes": archive.notes}
+
+    def stop_servers(self) -> None:
+        for archive in self.archives.values():
+            self.archive_info[archive.name]["rss_mb_at_end"] = archive.rss_mb()
+            archive.stop()
+
+    # -- scenarios -----------------------------------------------------------------------
+
+    def stow(self) -> None:
+        sizes = self.sizes
+        say(f"generating {sizes.ct_studies}×{sizes.ct_slices} CT slices (512², 16-bit)")
+        bodies = ct_bodies(sizes)
+        warmup = ct_bodies(
+            Sizes(1, sizes.stow_batch, sizes.stow_batch, 0, 0, 0, 0, 0, 0), data.WARMUP_KIND
+        )
+        size_mb = sum(len(b) for b, _ in bodies) / 1e6
+        self.details["stow_body_mb"] = round(size_mb, 1)
+        results: dict[str, Any] = {}
+        for name, archive in self.archives.items():
+            say(f"STOW-RS {sum(n for _, n in bodies)} instances ({size_mb:.0f} MB) to {name}")
+            result = scenarios.stow_bodies(
+                name, archive.dicomweb, bodies, self.problems, sizes.time_limit, warmup=warmup
+            )
+            results[name] = {**result.__dict__, "rate": result.rate, "rss_mb": archive.rss_mb()}
+            say(f"  {name}: {result.rate:.0f} inst/s")
+        if not self.args.smoke:
+            say("STOW-RS to a second Hounsfield with HOUNSFIELD_DURABLE=false")
+            fast = hf.start(self.workdir / "hounsfield-nondurable", durable=False)
+            try:
+                result = scenarios.stow_bodies(
+                    "Hounsfield (durable=false)",
+                    fast.dicomweb,
+                    bodies,
+                    self.problems,
+                    sizes.time_limit,
+                    warmup=warmup,
+                )
+            finally:
+                fast.stop()
+            results["Hounsfield (durable=false)"] = {**result.__dict__, "rate": result.rate}
+            say(f"  non-durable: {result.rate:.0f} inst/s")
+        self.details["stow"] = results
+
+    def metadata(self) -> None:
+        study = data.study_uid(data.CT_KIND, 0)
+        series = data.series_uid(data.CT_KIND, 0, 0)
+        out: dict[str, Any] = {}
+        for name, archive in self.archives.items():
+            for encoding in ("identity", "gzip"):
+                say(f"series metadata ({self.sizes.ct_slices} instances, {encoding}) on {name}")
+                out[f"{name}/{encoding}"] = scenarios.series_metadata(
+                    name,
+                    archive.dicomweb,
+                    study,
+                    series,
+                    self.sizes.ct_slices,
+                    self.problems,
+                    self.sizes.metadata_repeats,
+                    self.sizes.time_limit,
+                    encoding=encoding,
+                )
+                say(f"  p50 {out[f'{name}/{encoding}']['p50_ms']:.1f} ms")
+        self.details["metadata"] = out
+
+    def qido(self) -> None:
+        sizes = self.sizes
+        spec = data.TinyArchiveSpec(
+            studies=sizes.query_studies,
+            series_per_study=sizes.series_per_study,
+            instances_per_series=sizes.instances_per_series,
+        )
+        query_set = data.tiny_archive(spec)
+        bodies = tiny_bodies(query_set, STOW_BATCH)
+        total = sum(n for _, n in bodies)
+        loads: dict[str, Any] = {}
+        latencies: dict[str, Any] = {}
+        shapes = scenarios.query_shapes(query_set, sizes.queries_per_shape)
+        for name, archive in self.archives.items():
+            say(f"loading {sizes.query_studies} studies ({total} tiny instances) into {name}")
+            load = scenarios.stow_bodies(
+                name, archive.dicomweb, bodies, self.problems, time_limit=3600
+            )
+            loads[name] = {**load.__dict__, "rate": load.rate}
+            say(f"  {load.rate:.0f} inst/s; running {len(shapes)} query shapes")
+            latencies[name] = scenarios.run_queries(
+                name, archive.dicomweb, shapes, self.problems, time_limit=sizes.time_limit / 10
+            )
+        self.details["qido_load"] = loads
+        self.details["qido"] = {"studies": sizes.query_studies, "instances": total, **latencies}
+        self.details["qido_labels"] = {s.key: s.label for s in shapes}
+
+    def qido_at_scale(self, studies: int) -> None:
+        spec = data.TinyArchiveSpec(
+            studies=studies, series_per_study=2, instances_per_series=self.args.scale_instances
+        )
+        query_set = data.tiny_archive(spec)
+        data_dir = self.workdir / "hounsfield-scale"
+        total = studies * 2 * self.args.scale_instances
+        say(f"bulk fill of Hounsfield: {studies} studies, {total} instances (ingest service)")
+        last = [0.0]
+
+        def progress(done: int, seconds: float) -> None:
+            if seconds - last[0] > 30:
+                last[0] = seconds
+                say(f"  {done}/{total} ({done / seconds:.0f} inst/s)")
+
+        stored, seconds = bulk.fill(data_dir, query_set, progress=progress)
+        say(f"  filled {stored} in {seconds:.0f} s; starting the server on it")
+        server = hf.start(data_dir, label="Hounsfield (scale)")
+        try:
+            shapes = scenarios.query_shapes(query_set, self.sizes.queries_per_shape)
+            latencies = scenarios.run_queries(
+                "Hounsfield (scale)", server.dicomweb, shapes, self.problems, time_limit=60
+            )
+        finally:
+            server.stop()
+        self.details["qido_scale"] = {
+            "studies": studies,
+            "instances": stored,
+            "fill_seconds": seconds,
+            "fill_rate": stored / seconds if seconds else None,
+            "Hounsfield": latencies,
+        }
+
+    def profile_pass(self, stamp: str, results_dir: Path) -> None:
+        """STOW, series metadata and queries again, on a Hounsfield under py-spy."""
+        if profile.py_spy() is None:
+            self.problems.add("bench", "py-spy not installed: no profile")
+            return
+        raw = results_dir / f"{stamp}-profile-stow.txt"
+        say("profile pass: STOW-RS under py-spy")
+        server = hf.start(self.workdir / "hounsfield-profile", profile_to=raw)
+        try:
+            scenarios.stow_bodies(
+                "profile", server.dicomweb, ct_bodies(self.sizes), Problems(), 120
+            )
+        finally:
+            server.stop()
+        self.details["profile_stow"] = profile.summarise(raw) if raw.exists() else None
+        if raw.exists():
+            raw.unlink()  # raw stacks are large; the summary is kept in the JSON
+
+    # -- figures ---------------------------------------------------------------------------
+
+    def rows(self) -> list[Row]:
+        d = self.details
+        rows: list[Row] = []
+        stow = d.get("stow", {})
+
+        def rate(name: str) -> float | None:
+            value = stow.get(name, {}).get("rate")
+            return float(value) if value else None
+
+        batch = self.sizes.stow_batch
+        rows.append(
+            Row(
+                "stow_ct",
+                f"STOW-RS ingest, 512² CT, batches of {batch}, durable",
+                "inst/s",
+                "higher",
+                rate("Hounsfield"),
+                rate("Orthanc"),
+                TARGETS["stow"],
+            )
+        )
+        if "Hounsfield (durable=false)" in stow:
+            rows.append(
+                Row(
+                    "stow_ct_nondurable",
+                    f"STOW-RS ingest, 512² CT, batches of {batch}, HOUNSFIELD_DURABLE=false",
+                    "inst/s",
+                    "higher",
+                    rate("Hounsfield (durable=false)"),
+                    rate("Orthanc"),
+                    note="Orthanc as above",
+                )
+            )
+        load = d.get("qido_load", {})
+        if load:
+            rows.append(
+                Row(
+                    "stow_tiny",
+                    f"STOW-RS ingest, 8×8 instances, batches of {STOW_BATCH} (query set)",
+                    "inst/s",
+                    "higher",
+                    load.get("Hounsfield", {}).get("rate"),
+                    load.get("Orthanc", {}).get("rate"),
+                )
+            )
+        labels = d.get("qido_labels", {})
+        qido = d.get("qido", {})
+        for key, label in labels.items():
+            rows.append(
+                _latency_row(
+                    f"qido_{key}",
+                    f"QIDO-RS {label}, {qido.get('studies', 0):,} studies",
+                    qido.get("Hounsfield", {}).get(key),
+                    qido.get("Orthanc", {}).get(key),
+                    TARGETS["qido"],
+                )
+            )
+        scale = d.get("qido_scale")
+        if scale:
+            for key, label in labels.items():
+                rows.append(
+                    _latency_row(
+                        f"qido_scale_{key}",
+                        f"QIDO-RS {label}, {scale['studies']:,} studies / "
+                        f"{scale['instances']:,} instances",
+                        scale["Hounsfield"].get(key),
+                        None,
+                        TARGETS["qido"],
+                        note="Hounsfield only",
+                    )
+                )
+        meta = d.get("metadata", {})
+        for encoding, target in (("identity", TARGETS["metadata"]), ("gzip", None)):
+            rows.append(
+                _latency_row(
+                    f"metadata_{encoding}",
+                    f"WADO-RS series metadata, {self.sizes.ct_slices} instances"
+                    + (", gzip" if encoding == "gzip" else ""),
+                    meta.get(f"Hounsfield/{encoding}"),
+                    meta.get(f"Orthanc/{encoding}"),
+                    target,
+                )
+            )
+        return rows
+
+
+def _latency_row(
+    key: str,
+    label: str,
+    ours: dict[str, float] | None,
+    theirs: dict[str, float] | None,
+    target: Target | None,
+    note: str = "",
+) -> Row:
+    def text(summary: dict[str, float] | None) -> str | None:
+        if not summary:
+            return None
+        wrong = int(summary.get("wrong_answers", 0))
+        flag = f" ({wrong} wrong)" if wrong else ""
+        return f"{summary['p50_ms']:.2f} / {summary['p95_ms']:.2f} / {summary['p99_ms']:.2f}{flag}"
+
+    return Row(
+        key,
+        label,
+        "ms",
+        "lower",
+        ours["p50_ms"] if ours else None,
+        theirs["p50_ms"] if theirs else None,
+        target,
+        hounsfield_p95=ours["p95_ms"] if ours else None,
+        hounsfield_text=text(ours),
+        orthanc_text=text(theirs),
+        note=note,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    started = datetime.now(UTC)
+    stamp = started.strftime("%Y%m%dT%H%M%SZ")
+    results_dir = args.results_dir or (
+        Path(tempfile.mkdtemp(prefix="hf-bench-results-"))
+        if args.smoke
+        else ROOT / "bench" / "results"
+    )
+    workdir = Path(tempfile.mkdtemp(prefix="hf-bench-"))
+    bench = Bench(args, workdir)
+    command = "python -m bench.run " + shlex.join(sys.argv[1:] if argv is None else argv)
+    out = Report(
+        started_at=started.strftime("%Y-%m-%d %H:%M"),
+        command=command.strip(),
+        machine=report.machine(),
+        smoke=args.smoke,
+    )
+    t0 = time.monotonic()
+    try:
+        bench.start_servers()
+        bench.stow()
+        bench.metadata()
+        bench.qido()
+    finally:
+        bench.stop_servers()
+    if args.scale:
+        bench.qido_at_scale(args.scale)
+    if args.profile:
+        bench.profile_pass(stamp, results_dir)
+    if not args.keep:
+        shutil.rmtree(workdir, ignore_errors=True)
+    out.archives = bench.archive_info
+    out.rows = bench.rows()
+    out.details = {**bench.details, "wall_seconds": round(time.monotonic() - t0, 1)}
+    out.problems = bench.problems.items
+    out.finished_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M")
+    path = report.write_json(out, results_dir, stamp)
+    say(f"results: {path}")
+    if not args.smoke:
+        chart_path = args.perf_md.parent / "perf" / "ratios.png"
+        has_chart = report.chart(out, chart_path)
+        rel = chart_path.relative_to(args.perf_md.parent).as_posix() if has_chart else None
+        report.update_perf_md(args.perf_md, report.markdown(out, rel))
+        say(f"updated {args.perf_md}" + (f" and {chart_path}" if has_chart else ""))
+    print(report.markdown(out, None))
+    return _check(out, expect_orthanc=not args.no_orthanc)
+
+
+def _check(out: Report, *, expect_orthanc: bool) -> int:
+    """Every figure was produced (the smoke test's assertion); problems are reported, not fatal."""
+    missing = [r.key for r in out.rows if r.hounsfield is None]
+    if expect_orthanc:
+        missing += [f"{r.key} (Orthanc)" for r in out.rows if r.orthanc is None and not r.note]
+    if missing:
+        say(f"missing figures: {', '.join(missing)}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
