@@ -49,13 +49,23 @@ class Charset:
         """Build from the defined terms of (0008,0005); empty means the default repertoire."""
         if not terms:
             return DEFAULT_CHARSET
-        return cls(convert_encodings(list(terms)))
+        try:
+            return cls(convert_encodings(list(terms)))
+        except (LookupError, ValueError):  # a term no codec knows (pydicom warns or raises)
+            return DEFAULT_CHARSET
 
     def decode(self, raw: bytes) -> str:
-        """Decode a text value; ISO 2022 escape sequences go through pydicom's decoder."""
+        """Decode a text value; ISO 2022 escape sequences go through pydicom's decoder.
+
+        Undecodable bytes become U+FFFD (pydicom warns and does the same), and a codec Python
+        cannot even look up falls back to Latin-1: a wrong Specific Character Set must not make
+        an otherwise readable object unreadable."""
         if self.fast and _ESC not in raw:
             return raw.decode("latin-1")
-        return str(decode_bytes(raw, self.encodings, _TEXT_DELIMS))
+        try:
+            return str(decode_bytes(raw, self.encodings, _TEXT_DELIMS))
+        except (LookupError, ValueError):  # a codec name Python rejects
+            return raw.decode("latin-1")
 
 
 DEFAULT_CHARSET = Charset()

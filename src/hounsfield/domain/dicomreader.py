@@ -40,6 +40,10 @@ READ_CHUNK = 64 * 1024
 SCAN_CHUNK = 1024
 #: Nesting deeper than this is hostile input, not a clinical object (guards the recursion).
 MAX_DEPTH = 100
+#: Bounds on what one header may make the walker build (DESIGN section 6, "a huge header"):
+#: a multi-frame enhanced object with 10,000 frames has a few hundred thousand elements.
+MAX_ELEMENTS = 1 << 22
+MAX_ITEMS = 1 << 22
 
 _LE = Struct("<HHL")
 _BE = Struct(">HHL")
@@ -226,6 +230,7 @@ class Walker:
         self.root_charset_terms: list[str] = []
         self.pending: list[tuple[dict[str, Any], bytes, bool, Ctx]] = []
         self.depth = 0
+        self.count = 0
 
     def command_set(self, pos: int) -> int:
         """Group 0000 elements before the data set are read as implicit VR LE (PS3.7 6.3)."""
@@ -275,8 +280,11 @@ class Walker:
         implicit = ctx.implicit
         short, long_ = _SHORT, _LONG
         while end < 0 or pos < end:
-            off = state.window(pos, 8)
             buf = state.buf
+            off = pos - state.base
+            if off < 0 or off + 8 > len(buf):  # the window check, inlined: this is the hot loop
+                off = state.window(pos, 8)
+                buf = state.buf
             group, element, word = header.unpack_from(buf, off)
             if group == 0xFFFE:
                 if element == 0xE00D:  # Item Delimitation Item (PS3.5 7.5.2)
@@ -312,12 +320,16 @@ class Walker:
     ) -> int:
         if length == UNDEFINED:
             return self._undefined(ctx, tag, vr, vpos, little)
+        state = self.state
         end = vpos + length
-        if end > self.state.size:
+        if end > state.size:
             raise InvalidDicomError(
                 f"element ({tag >> 16:04X},{tag & 0xFFFF:04X}) value at offset {vpos}: "
-                f"length {length} runs past the end of the data ({self.state.size} bytes)"
+                f"length {length} runs past the end of the data ({state.size} bytes)"
             )
+        self.count += 1
+        if self.count > MAX_ELEMENTS:
+            raise InvalidDicomError(f"more than {MAX_ELEMENTS} data elements; refusing the header")
         if vr is None:
             vr = vrs.implicit_vr(tag, ctx.creators.get(tag >> 8))
         elif vr == "UN":
@@ -325,7 +337,12 @@ class Walker:
         convert = CONVERTERS.get(vr)
         element: dict[str, Any]
         if convert is not None:
-            raw = self.state.read(vpos, length)
+            off = vpos - state.base
+            buf = state.buf
+            if off >= 0 and off + length <= len(buf):
+                raw = buf[off : off + length]
+            else:
+                raw = state.read(vpos, length)
             try:
                 values = convert(raw, little, ctx.charset)
             except WrongLengthError:
@@ -482,6 +499,8 @@ class Walker:
                 break
             items.append((pos + 8, length))
             pos += 8 + length
+            if len(items) > MAX_ITEMS:
+                raise InvalidDicomError(f"more than {MAX_ITEMS} items in one value at {vpos}")
         delimiter = b"\xfe\xff\xdd\xe0" if little else b"\xff\xfe\xe0\xdd"
         found = state.find(delimiter, vpos)
         if found < 0 or found + 8 > state.size:

@@ -26,7 +26,12 @@ from hounsfield.domain import dicomvr as vrs
 from hounsfield.domain.dicomreader import Walker, WalkState, read_file_meta
 from hounsfield.domain.errors import InvalidDicomError, MissingAttributeError
 from hounsfield.domain.model import ParsedInstance, PixelLayout
-from hounsfield.domain.pixellayout import encapsulated_frames, native_frames, parse_offsets
+from hounsfield.domain.pixellayout import (
+    check_frame_count,
+    encapsulated_frames,
+    native_frames,
+    parse_offsets,
+)
 
 IMPLICIT_LE = "1.2.840.10008.1.2"
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
@@ -200,12 +205,15 @@ def _pixel_layout(walker: Walker, little: bool) -> PixelLayout | None:
     frames_count = _int_value(root.get("00280008"), 1)
     if found.fragments is None:
         bits = 32 if found.tag == 0x7FE00008 else 64 if found.tag == 0x7FE00009 else 0
+        samples = _int_value(root.get("00280002"), 1)
+        if samples == 3 and _first_string(root.get("00280004")) == "YBR_FULL_422":
+            samples = 2  # PS3.3 C.7.6.3.1.2: Cb and Cr sampled once per two pixels
         frames = native_frames(
             found.offset,
             found.length,
             _int_value(root.get("00280010"), 0),
             _int_value(root.get("00280011"), 0),
-            _int_value(root.get("00280002"), 1),
+            samples,
             _int_value(root.get("00280100"), bits),
             frames_count,
         )
@@ -213,13 +221,17 @@ def _pixel_layout(walker: Walker, little: bool) -> PixelLayout | None:
     items = found.fragments
     if not items:
         return PixelLayout(found.offset, -1, True, ())
-    bot_offset, bot_length = items[0]
-    basic = parse_offsets(walker.state.read(bot_offset, bot_length), 4, little)
-    extended = None
+    tables = [items[0]]
     if walker.extended_offsets is not None and walker.extended_lengths is not None:
+        tables += [walker.extended_offsets, walker.extended_lengths]
+    for _, length in tables:
+        check_frame_count(length // 8)  # before reading a table, bound its size
+    basic = parse_offsets(walker.state.read(*items[0]), 4, little)
+    extended = None
+    if len(tables) == 3:
         extended = (
-            parse_offsets(walker.state.read(*walker.extended_offsets), 8, little),
-            parse_offsets(walker.state.read(*walker.extended_lengths), 8, little),
+            parse_offsets(walker.state.read(*tables[1]), 8, little),
+            parse_offsets(walker.state.read(*tables[2]), 8, little),
         )
     frames = encapsulated_frames(items[1:], basic, extended, frames_count, walker.state.read)
     return PixelLayout(found.offset, -1, True, frames)

@@ -14,9 +14,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from struct import unpack
 
+from hounsfield.domain.errors import InvalidDicomError
 from hounsfield.domain.model import ByteRange
 
 Frames = tuple[tuple[ByteRange, ...], ...]
+
+#: More frames than this in one object is not an image but an attack on the frame index
+#: (a whole-slide level of 1M tiles at 256x256 would be 200 GB in one instance).
+MAX_FRAMES = 1 << 20
 
 _EOI = b"\xff\xd9"
 
@@ -41,6 +46,7 @@ def native_frames(
     frame_bits = rows * columns * samples_per_pixel * bits_allocated
     if frame_bits <= 0:
         return ()
+    check_frame_count(number_of_frames)
     frames: list[tuple[ByteRange, ...]] = []
     for i in range(max(number_of_frames, 1)):
         start = (i * frame_bits) // 8
@@ -51,9 +57,15 @@ def native_frames(
     return tuple(frames)
 
 
+def check_frame_count(count: int) -> None:
+    if count > MAX_FRAMES:
+        raise InvalidDicomError(f"{count} frames: more than the {MAX_FRAMES} the archive indexes")
+
+
 def parse_offsets(raw: bytes, size: int, little: bool) -> list[int]:
     """Decode a Basic (UL, size 4) or Extended (UV, size 8) Offset Table value."""
     n = len(raw) // size
+    check_frame_count(n)
     code = "L" if size == 4 else "Q"
     return list(unpack(f"{'<' if little else '>'}{n}{code}", raw[: n * size]))
 
