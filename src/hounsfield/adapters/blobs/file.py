@@ -39,15 +39,23 @@ class FileBlobStore:
         if durable:
             with staged.open("rb") as f:
                 os.fsync(f.fileno())
-        if target.exists():
-            staged.unlink(missing_ok=True)
-            raise FileExistsError(f"blob {key!r} already exists")
         try:
-            os.replace(staged, target)
-        except OSError:
-            # Staging on another file system: copy, then remove the staged file.
-            shutil.copyfile(staged, target)
+            # A hard link never replaces an existing file, so of two concurrent puts of one key
+            # exactly one wins; a check followed by a rename would let both through.
+            os.link(staged, target)
+        except FileExistsError:
             staged.unlink(missing_ok=True)
+            raise FileExistsError(f"blob {key!r} already exists") from None
+        except OSError:
+            # Staging on another file system, or no hard links there: check, then move or copy.
+            if target.exists():
+                staged.unlink(missing_ok=True)
+                raise FileExistsError(f"blob {key!r} already exists") from None
+            try:
+                os.replace(staged, target)
+            except OSError:
+                shutil.copyfile(staged, target)
+        staged.unlink(missing_ok=True)
         if durable:
             dir_fd = os.open(target.parent, os.O_RDONLY)
             try:

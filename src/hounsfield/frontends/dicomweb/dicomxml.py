@@ -6,6 +6,7 @@ it on request, which keeps the two representations equal by construction.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
@@ -15,6 +16,15 @@ from hounsfield.domain.model import DicomJson
 
 NAMESPACE = "http://dicom.nema.org/PS3.19/models/NativeDICOM"
 _PN_COMPONENTS = ("FamilyName", "GivenName", "MiddleName", "NamePrefix", "NameSuffix")
+# Characters that XML 1.0 cannot hold even as references (XML 1.0 2.2), but DICOM text can
+# (FF and ESC in ST, LT and UT, PS3.5 6.1.3).
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _text(value: str) -> str:
+    """Character data: escaped, CR as a reference so that parsers keep CR LF (XML 1.0 2.11),
+    and what XML cannot hold replaced by U+FFFD so that the document stays well-formed."""
+    return _NOT_XML.sub("\ufffd", escape(value, {"\r": "&#13;"}))
 
 
 def _person_name(number: int, value: dict[str, str]) -> str:
@@ -25,7 +35,7 @@ def _person_name(number: int, value: dict[str, str]) -> str:
             continue
         components = text.split("^")
         inner = "".join(
-            f"<{name}>{escape(part)}</{name}>"
+            f"<{name}>{_text(part)}</{name}>"
             for name, part in zip(_PN_COMPONENTS, components, strict=False)
             if part
         )
@@ -49,7 +59,7 @@ def _attribute(tag: str, element: dict[str, Any]) -> str:
             elif value is None:
                 body.append(f'<Value number="{number}"/>')
             else:
-                body.append(f'<Value number="{number}">{escape(str(value))}</Value>')
+                body.append(f'<Value number="{number}">{_text(str(value))}</Value>')
     elif "BulkDataURI" in element:
         body.append(f"<BulkData uri={quoteattr(element['BulkDataURI'])}/>")
     elif "InlineBinary" in element:

@@ -6,7 +6,7 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote, unquote_plus
+from urllib.parse import unquote, unquote_to_bytes
 
 import orjson
 
@@ -44,7 +44,10 @@ class Request:
         self._receive = receive
         self._consumed = False
         self.method: str = scope["method"]
-        self.path: str = scope["path"]
+        # Route on the path as sent: ASGI's "path" is already percent-decoded, and decoding it
+        # again in the router would turn "%2541" into "A" and an encoded "/" into a separator.
+        raw_path = scope.get("raw_path")
+        self.path: str = raw_path.decode("latin-1") if raw_path else scope["path"]
         self.root: str = scope.get("root_path", "")
         self.query_string: bytes = scope.get("query_string", b"")
         self.headers: dict[str, str] = {}
@@ -58,20 +61,16 @@ class Request:
         """Query parameters in order, percent-decoded (RFC 3986 2.1); '+' is a space as in
         application/x-www-form-urlencoded, which browsers use for query strings."""
         items: list[tuple[str, str]] = []
-        raw = self.query_string.decode("latin-1")
-        for part in raw.split("&"):
+        for part in self.query_string.split(b"&"):
             if not part:
                 continue
-            name, _, value = part.partition("=")
+            # Decode bytes, not text, so that raw (unencoded) UTF-8 is read as UTF-8 too.
+            name, _, value = (unquote_to_bytes(x.replace(b"+", b" ")) for x in part.partition(b"="))
             try:
-                items.append(
-                    (
-                        unquote_plus(name, errors="strict"),
-                        unquote_plus(value, encoding="utf-8", errors="strict"),
-                    )
-                )
+                items.append((name.decode("utf-8"), value.decode("utf-8")))
             except UnicodeDecodeError as exc:
-                raise HttpError(400, f"query parameter {unquote(name)!r} is not UTF-8") from exc
+                label = name.decode("utf-8", errors="replace")
+                raise HttpError(400, f"query parameter {label!r} is not UTF-8") from exc
         return items
 
     def base_url(self) -> str:
@@ -163,7 +162,11 @@ class Router:
 
     def add(self, template: str, methods: Iterable[str], handler: Handler) -> None:
         if template not in self._index:
-            pattern = "^" + _PARAM.sub(_segment, template) + "/?$"
+            pattern, start = "", 0
+            for match in _PARAM.finditer(template):
+                pattern += re.escape(template[start : match.start()]) + _segment(match)
+                start = match.end()
+            pattern += re.escape(template[start:]) + "/?"
             table: dict[str, Handler] = {}
             self._index[template] = table
             self._routes.append((re.compile(pattern), table))
@@ -178,13 +181,26 @@ class Router:
         return decorator
 
     def resolve(self, method: str, path: str) -> tuple[Handler, dict[str, str]]:
+        """The first route whose template and method match; 405 with Allow (RFC 9110 15.5.6)
+        when only other methods match the path, 404 when nothing does."""
+        allowed: set[str] = set()
         for pattern, table in self._routes:
-            match = pattern.match(path)
+            match = pattern.fullmatch(path)
             if match is None:
                 continue
             handler = table.get(method) or (table.get("GET") if method == "HEAD" else None)
             if handler is None:
-                allowed = ", ".join(sorted(table))
-                raise HttpError(405, f"method {method} not allowed here", [("allow", allowed)])
-            return handler, {k: unquote(v) for k, v in match.groupdict().items()}
+                allowed.update(table)
+                continue
+            try:
+                params = {k: unquote(v, errors="strict") for k, v in match.groupdict().items()}
+            except UnicodeDecodeError as exc:
+                raise HttpError(400, f"path {path!r} is not UTF-8") from exc
+            return handler, params
+        if allowed:
+            if "GET" in allowed:
+                allowed.add("HEAD")
+            raise HttpError(
+                405, f"method {method} not allowed here", [("allow", ", ".join(sorted(allowed)))]
+            )
         raise HttpError(404, f"no resource at {path}")

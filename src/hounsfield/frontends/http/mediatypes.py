@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from hounsfield.frontends.http.core import HttpError
+
+_TCHARS = r"[!#$%&'*+.^_`|~0-9a-z-]+"
+_MEDIA_TYPE = re.compile(f"{_TCHARS}/{_TCHARS}")  # type "/" subtype (RFC 9110 8.3.1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +47,7 @@ def _split(value: str, sep: str) -> list[str]:
 def parse_media_type(value: str) -> MediaRange:
     pieces = _split(value, ";")
     media = pieces[0].strip().lower()
-    if "/" not in media:
+    if not _MEDIA_TYPE.fullmatch(media):
         raise HttpError(400, f"malformed media type {value!r}")
     params: dict[str, str] = {}
     q = 1.0
@@ -77,6 +81,14 @@ def parse_accept(header: str | None) -> list[MediaRange]:
     """Media ranges of an Accept header in order of preference; absent means */*."""
     if not header or not header.strip():
         return [MediaRange("*/*")]
-    ranges = [parse_media_type(p) for p in _split(header, ",") if p.strip()]
+    ranges = [_accept_element(p) for p in _split(header, ",") if p.strip()]
     # Stable sort: a higher q first, then the client's order (PS3.18 8.7.8).
     return sorted((r for r in ranges if r.q > 0), key=lambda r: -r.q)
+
+
+def _accept_element(element: str) -> MediaRange:
+    # Java's HttpURLConnection sends a bare "*" by default ("..., *; q=.2, */*; q=.2").
+    media, sep, rest = element.partition(";")
+    if media.strip() == "*":
+        element = "*/*" + sep + rest
+    return parse_media_type(element)

@@ -76,8 +76,9 @@ class MultipartParser:
                 if self._buffer[:2] == b"\r\n":
                     headers: dict[str, str] = {}
                     del self._buffer[:2]
-                elif end < 0:
-                    if len(self._buffer) > _MAX_HEADER_BYTES:
+                elif end < 0 or end > _MAX_HEADER_BYTES:
+                    # The limit holds however the body is chunked, complete headers included.
+                    if end > _MAX_HEADER_BYTES or len(self._buffer) > _MAX_HEADER_BYTES:
                         raise HttpError(400, "multipart part headers too large")
                     return
                 else:
