@@ -441,10 +441,10 @@ def datasets(draw: st.DrawFn, alphabet: str, threshold: int, depth: int = 0) -> 
         vr = draw(st.sampled_from(vrs))
         tag = draw(st.sampled_from(TAGS[vr]))
         ds.add_new(tag, vr, draw(value_for(vr, alphabet, threshold)))
-    if draw(st.booleans()):
+    if draw(st.booleans()):  # Pixel Representation here, in a parent, or nowhere
         ds.add_new(0x00280103, "US", draw(st.integers(0, 1)))
-        for tag in draw(st.lists(st.sampled_from(US_SS_TAGS), max_size=2)):
-            ds.add_new(tag, "US" if ds[0x00280103].value == 0 else "SS", draw(st.integers(0, 99)))
+    for tag in draw(st.lists(st.sampled_from(US_SS_TAGS), max_size=2)):
+        ds.add_new(tag, "US", draw(st.integers(0, 99)))
     if draw(st.booleans()):
         block = ds.private_block(0x0009, "HOUNSFIELD TEST", create=True)
         for offset, vr in enumerate(
@@ -525,3 +525,99 @@ def test_garbage_is_not_dicom(garbage: bytes, with_prefix: bool) -> None:
         warnings.simplefilter("ignore")
         with pytest.raises(InvalidDicomError):
             parse(data)
+
+
+# --- hand-made corner cases, each compared with pydicom -------------------------------------
+
+GEMS = el(0x00190010, "LO", text("GEMS_ACQU_01"))
+IMPLICIT_ITEM = el(0x00100020, "LO", text("ID"), implicit=True)
+
+
+def implicit_part10(body: bytes) -> bytes:
+    return part10(ids(implicit=True) + body, ImplicitVRLittleEndian)
+
+
+CORNER_CASES = {
+    "explicit SS LUT Descriptor: first value is unsigned": part10(
+        ids()
+        + el(0x00283010, "SQ", item(el(0x00283002, "SS", struct.pack("<3h", -1, 0, 16))))
+    ),
+    "implicit LUT Data is US when the LUT has one entry": implicit_part10(
+        el(0x00283010, "", item(
+            el(0x00283002, "", struct.pack("<3H", 1, 0, 16), implicit=True)
+            + el(0x00283006, "", struct.pack("<H", 7), implicit=True)
+        ), implicit=True)
+    ),
+    "implicit LUT Data is OW otherwise": implicit_part10(
+        el(0x00283010, "", item(
+            el(0x00283002, "", struct.pack("<3H", 2, 0, 16), implicit=True)
+            + el(0x00283006, "", struct.pack("<2H", 7, 8), implicit=True)
+        ), implicit=True)
+    ),
+    "implicit US or SS inherits Pixel Representation from the parent": implicit_part10(
+        el(0x00280103, "", b"\1\0", implicit=True)
+        + el(0x00283010, "", item(el(0x00283002, "", b"\xff\xff\0\0\x10\0", implicit=True)),
+             implicit=True)
+    ),
+    "implicit US or SS before Pixel Representation": implicit_part10(
+        el(0x00189810, "", b"\xfe\xff", implicit=True) + el(0x00280103, "", b"\1\0", implicit=True)
+    ),
+    "implicit overlay and waveform data are OW": implicit_part10(
+        el(0x54000100, "", item(el(0x54001010, "", b"\1\2", implicit=True)), implicit=True)
+        + el(0x60003000, "", b"\1\2\3\4", implicit=True)
+    ),
+    "implicit native pixel data is OW": implicit_part10(el(0x7FE00010, "", b"\1\2", implicit=True)),
+    "explicit UN with a public tag takes the dictionary VR": part10(
+        ids() + el(0x00100010, "UN", text("Doe^John")) + el(0x00101010, "UN", text("042Y"))
+    ),
+    "explicit UN with a dictionary SQ tag is a sequence": part10(
+        ids() + el(0x00081115, "UN", item(IMPLICIT_ITEM))
+    ),
+    "explicit UN private element with a known creator": part10(
+        ids() + GEMS + el(0x00191002, "UN", struct.pack("<l", -5))
+    ),
+    "implicit item inside an explicit defined-length sequence": part10(
+        ids() + el(0x00081115, "SQ", item(IMPLICIT_ITEM) + item(b""))
+    ),
+    "undefined-length items and sequences": part10(
+        ids() + undefined(0x00081115, "SQ", item(el(0x00100020, "LO", b"A "), defined=False))
+    ),
+    "implicit private undefined length holding items": implicit_part10(
+        el(0x00290010, "", text("ANY CREATOR"), implicit=True)
+        + undefined(0x00291010, None, item(IMPLICIT_ITEM, defined=False))
+    ),
+    "implicit private undefined length holding bytes": implicit_part10(
+        undefined(0x00291010, None, b"\1\2\3\4")
+    ),
+    "private group length in implicit VR is UN": implicit_part10(
+        el(0x00090000, "", b"\4\0\0\0", implicit=True)
+    ),
+    "group length in implicit VR is UL": implicit_part10(
+        el(0x00100000, "", b"\4\0\0\0", implicit=True)
+    ),
+    "elements after pixel data and trailing padding": part10(
+        ids() + el(0x7FE00010, "OW", b"\0" * 2048) + el(0xFFFCFFFC, "OB", b"\0" * 10)
+    ),
+    "command set group before the data set": (
+        el(0x00000002, "", uid(CT), implicit=True) + el(0x00000100, "", b"\1\0", implicit=True)
+        + ids()
+    ),
+    "implicit VR element inside explicit VR data": part10(
+        ids() + el(0x00100020, "", text("X1"), implicit=True) + el(0x00100030, "DA", b"20200101")
+    ),
+    "multi-valued text with empty values": part10(
+        ids() + el(0x00080008, "CS", b"A\\\\B ") + el(0x00081030, "LO", b"\\x\\")
+    ),
+    "ISO 2022 escape sequence under the default repertoire": part10(
+        ids() + el(0x00100010, "PN", b"\x1b$B;3ED\x1b(B^\x1b$BB@O:\x1b(B")
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(CORNER_CASES))
+def test_corner_case_equals_pydicom(name: str) -> None:
+    data = CORNER_CASES[name]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        parsed = parse(data)
+    assert parsed.dataset_json == pydicom_json(data)

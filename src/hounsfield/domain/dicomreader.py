@@ -423,6 +423,8 @@ class Walker:
         """Resolve a dictionary VR such as "US or SS" (PS3.5 A.1, PS3.6 6 notes)."""
         if vr == "US or SS":
             raw = self.state.read(vpos, length)
+            if tag == vrs.LUT_DESCRIPTOR and length >= 2:  # its first value is always US
+                ctx.lut_first = raw[0] | raw[1] << 8 if little else raw[0] << 8 | raw[1]
             element: dict[str, Any] = {"vr": "US"}
             self.pending.append((element, raw, little, ctx))
             return element
