@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import httpx
 import pytest
@@ -48,6 +49,7 @@ class RunningServer:
     url: str
     data_dir: Path
     process: subprocess.Popen[bytes]
+    log: IO[bytes]
 
     @property
     def dicomweb(self) -> str:
@@ -71,14 +73,18 @@ def start_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> Run
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}")
+            log.close()
+            output = (data_dir.parent / f"server-{port}.log").read_text(errors="replace")
+            raise RuntimeError(f"server exited with {process.returncode}:\n{output[-3000:]}")
         try:
             if httpx.get(f"{url}/api/health", timeout=1).status_code == 200:
-                return RunningServer(url, data_dir, process)
+                return RunningServer(url, data_dir, process, log)
         except httpx.TransportError:
             pass
         time.sleep(0.1)
     process.kill()
+    process.wait()
+    log.close()
     raise RuntimeError("server did not become ready within 30 s")
 
 
@@ -89,6 +95,7 @@ def stop_server(server: RunningServer) -> None:
     except subprocess.TimeoutExpired:
         server.process.kill()
         server.process.wait()
+    server.log.close()
 
 
 @pytest.fixture(scope="module")

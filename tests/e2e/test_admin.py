@@ -22,7 +22,12 @@ def test_remote_ae_registry(server: RunningServer) -> None:
     assert any(ae["aet"] == "PACS1" for ae in httpx.get(server.url + "/api/remote-aes").json())
     assert httpx.put(url, json={"host": "x", "port": 70000}).status_code == 400
     assert httpx.put(url, json={"host": "x", "port": 104, "colour": "red"}).status_code == 400
-    assert httpx.put(server.url + "/api/remote-aes/" + "A" * 17, json={"host": "x", "port": 1}).status_code == 400
+    assert (
+        httpx.put(
+            server.url + "/api/remote-aes/" + "A" * 17, json={"host": "x", "port": 1}
+        ).status_code
+        == 400
+    )
     assert httpx.delete(url).status_code == 204
     assert httpx.get(url).status_code == 404
     assert httpx.delete(url).status_code == 404
@@ -31,7 +36,9 @@ def test_remote_ae_registry(server: RunningServer) -> None:
 def test_stats_count_what_was_stored(server: RunningServer) -> None:
     before = httpx.get(server.url + "/api/stats").json()["total"]
     body, content_type = multipart([make_instance()])
-    httpx.post(server.dicomweb + "/studies", content=body, headers={"content-type": content_type}).raise_for_status()
+    httpx.post(
+        server.dicomweb + "/studies", content=body, headers={"content-type": content_type}
+    ).raise_for_status()
     after = httpx.get(server.url + "/api/stats").json()["total"]
     assert after["instances"] == before["instances"] + 1
     assert after["studies"] == before["studies"] + 1

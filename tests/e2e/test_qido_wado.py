@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import io
-from collections.abc import Iterator
 
 import httpx
 import pydicom
@@ -23,30 +22,62 @@ def store(server: RunningServer, parts: list[bytes], partition: str | None = Non
 
 
 @pytest.fixture(scope="module")
-def archive(server: RunningServer) -> Iterator[dict[str, object]]:
+def archive(server: RunningServer) -> dict[str, object]:
     """Two studies of one patient plus one of another, in the default partition."""
     tag = uid()[-8:]
     patient = f"QW-{tag}"
     study_a, study_b, study_c = uid(), uid(), uid()
     series_a1, series_a2 = uid(), uid()
     parts = [
-        make_instance(study_uid=study_a, series_uid=series_a1, patient_id=patient,
-                      patient_name=f"Smith^Anna{tag}", study_date="20230110", modality="CT",
-                      instance_number=i + 1)
+        make_instance(
+            study_uid=study_a,
+            series_uid=series_a1,
+            patient_id=patient,
+            patient_name=f"Smith^Anna{tag}",
+            study_date="20230110",
+            modality="CT",
+            instance_number=i + 1,
+        )
         for i in range(3)
     ]
-    parts.append(make_instance(study_uid=study_a, series_uid=series_a2, patient_id=patient,
-                               patient_name=f"Smith^Anna{tag}", study_date="20230110",
-                               modality="SR"))
-    parts.append(make_instance(study_uid=study_b, patient_id=patient,
-                               patient_name=f"Smith^Anna{tag}", study_date="20240220",
-                               modality="MR"))
-    parts.append(make_instance(study_uid=study_c, patient_id=f"OTHER-{tag}",
-                               patient_name=f"Jones^Bob{tag}", study_date="20240221",
-                               modality="CT"))
+    parts.append(
+        make_instance(
+            study_uid=study_a,
+            series_uid=series_a2,
+            patient_id=patient,
+            patient_name=f"Smith^Anna{tag}",
+            study_date="20230110",
+            modality="SR",
+        )
+    )
+    parts.append(
+        make_instance(
+            study_uid=study_b,
+            patient_id=patient,
+            patient_name=f"Smith^Anna{tag}",
+            study_date="20240220",
+            modality="MR",
+        )
+    )
+    parts.append(
+        make_instance(
+            study_uid=study_c,
+            patient_id=f"OTHER-{tag}",
+            patient_name=f"Jones^Bob{tag}",
+            study_date="20240221",
+            modality="CT",
+        )
+    )
     store(server, parts)
-    yield {"patient": patient, "tag": tag, "a": study_a, "b": study_b, "c": study_c,
-           "a1": series_a1, "a2": series_a2}
+    return {
+        "patient": patient,
+        "tag": tag,
+        "a": study_a,
+        "b": study_b,
+        "c": study_c,
+        "a1": series_a1,
+        "a2": series_a2,
+    }
 
 
 def qido(server: RunningServer, path: str, **params: str) -> httpx.Response:
@@ -70,12 +101,16 @@ def test_studies_by_patient_id(server: RunningServer, archive: dict[str, object]
     assert study_a["00081190"]["Value"][0].endswith(f"/studies/{archive['a']}")
 
 
-def test_name_wildcard_is_case_insensitive_for_pn(server: RunningServer, archive: dict[str, object]) -> None:
+def test_name_wildcard_is_case_insensitive_for_pn(
+    server: RunningServer, archive: dict[str, object]
+) -> None:
     response = qido(server, "/studies", PatientName=f"smith^anna{str(archive['tag']).lower()}*")
     assert sorted(uids(response)) == sorted([archive["a"], archive["b"]])
 
 
-def test_wildcard_on_other_vrs_is_case_sensitive(server: RunningServer, archive: dict[str, object]) -> None:
+def test_wildcard_on_other_vrs_is_case_sensitive(
+    server: RunningServer, archive: dict[str, object]
+) -> None:
     assert qido(server, "/studies", PatientID=f"qw-{archive['tag']}*").status_code == 204
     assert uids(qido(server, "/studies", PatientID=f"QW-{archive['tag']}*"))
 
@@ -95,7 +130,9 @@ def test_uid_list_matching(server: RunningServer, archive: dict[str, object]) ->
     assert sorted(uids(response)) == sorted([archive["a"], archive["c"]])
 
 
-def test_series_of_a_study_and_instances_of_a_series(server: RunningServer, archive: dict[str, object]) -> None:
+def test_series_of_a_study_and_instances_of_a_series(
+    server: RunningServer, archive: dict[str, object]
+) -> None:
     series = qido(server, f"/studies/{archive['a']}/series")
     assert sorted(uids(series, "0020000E")) == sorted([archive["a1"], archive["a2"]])
     ct = qido(server, f"/studies/{archive['a']}/series", Modality="CT")
@@ -120,13 +157,19 @@ def test_limit_offset_and_warning(server: RunningServer, archive: dict[str, obje
 def test_includefield(server: RunningServer, archive: dict[str, object]) -> None:
     plain = qido(server, "/studies", StudyInstanceUID=str(archive["a"])).json()[0]
     assert "00081030" not in plain  # StudyDescription is not a default return key
-    extra = qido(server, "/studies", StudyInstanceUID=str(archive["a"]), includefield="StudyDescription").json()[0]
+    extra = qido(
+        server, "/studies", StudyInstanceUID=str(archive["a"]), includefield="StudyDescription"
+    ).json()[0]
     assert extra["00081030"]["Value"] == ["Synthetic study"]
-    everything = qido(server, "/studies", StudyInstanceUID=str(archive["a"]), includefield="all").json()[0]
+    everything = qido(
+        server, "/studies", StudyInstanceUID=str(archive["a"]), includefield="all"
+    ).json()[0]
     assert "00100030" in everything
 
 
-def test_bad_values_are_400_and_unknown_parameters_ignored(server: RunningServer, archive: dict[str, object]) -> None:
+def test_bad_values_are_400_and_unknown_parameters_ignored(
+    server: RunningServer, archive: dict[str, object]
+) -> None:
     assert qido(server, "/studies", StudyDate="2024-01-01").status_code == 400
     assert qido(server, "/studies", limit="-1").status_code == 400
     assert qido(server, "/studies", includefield="NoSuchKeyword").status_code == 400
@@ -154,9 +197,14 @@ def test_retrieve_instance_bytes_are_untouched(server: RunningServer) -> None:
     ds = pydicom.dcmread(io.BytesIO(data))
     store(server, [data])
     client = DICOMwebClient(server.dicomweb)
-    retrieved = client.retrieve_instance(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+    retrieved = client.retrieve_instance(
+        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID
+    )
     assert retrieved.SOPInstanceUID == ds.SOPInstanceUID
-    url = f"{server.dicomweb}/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}"
+    url = (
+        f"{server.dicomweb}/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+        f"/instances/{ds.SOPInstanceUID}"
+    )
     single = httpx.get(url, headers={"accept": "application/dicom; transfer-syntax=*"})
     assert single.status_code == 200
     assert single.content == data
@@ -167,16 +215,22 @@ def test_unavailable_transfer_syntax_is_406(server: RunningServer) -> None:
     store(server, [to_bytes(ds)])
     url = f"{server.dicomweb}/studies/{ds.StudyInstanceUID}"
     response = httpx.get(
-        url, headers={"accept": 'multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2.4.50'}
+        url,
+        headers={
+            "accept": 'multipart/related; type="application/dicom"; '
+            "transfer-syntax=1.2.840.10008.1.2.4.50"
+        },
     )
     assert response.status_code == 406
 
 
 def test_metadata_equals_pydicom_json(server: RunningServer) -> None:
-    ds = make_dataset()
+    ds = make_dataset(rows=32, columns=32)  # 2 KiB of pixels: above the bulk data threshold
     store(server, [to_bytes(ds)])
     url = f"{server.dicomweb}/studies/{ds.StudyInstanceUID}/metadata"
-    response = httpx.get(url, headers={"accept": "application/dicom+json", "accept-encoding": "gzip"})
+    response = httpx.get(
+        url, headers={"accept": "application/dicom+json", "accept-encoding": "gzip"}
+    )
     assert response.status_code == 200
     (document,) = response.json()
     instance_url = (
@@ -210,8 +264,11 @@ def test_frames_and_bulkdata(server: RunningServer) -> None:
         ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID, frame_numbers=[2, 3]
     )
     frame_size = 8 * 8 * 2
-    assert frames == [ds.PixelData[frame_size: 2 * frame_size], ds.PixelData[2 * frame_size:]]
-    base = f"{server.dicomweb}/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}"
+    assert frames == [ds.PixelData[frame_size : 2 * frame_size], ds.PixelData[2 * frame_size :]]
+    base = (
+        f"{server.dicomweb}/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+        f"/instances/{ds.SOPInstanceUID}"
+    )
     assert httpx.get(base + "/frames/4").status_code == 404
     assert httpx.get(base + "/frames/0").status_code == 400
     assert httpx.get(base + "/frames/x").status_code == 400
@@ -229,8 +286,11 @@ def test_delete_instance_series_study(server: RunningServer) -> None:
     study, series = uid(), uid()
     sops = [uid(), uid(), uid()]
     other_series = uid()
-    store(server, [make_instance(study_uid=study, series_uid=series, sop_uid=s) for s in sops]
-          + [make_instance(study_uid=study, series_uid=other_series)])
+    store(
+        server,
+        [make_instance(study_uid=study, series_uid=series, sop_uid=s) for s in sops]
+        + [make_instance(study_uid=study, series_uid=other_series)],
+    )
     base = f"{server.dicomweb}/studies/{study}"
     assert httpx.delete(f"{base}/series/{series}/instances/{sops[0]}").status_code == 204
     assert httpx.get(f"{base}/series/{series}/instances/{sops[0]}").status_code == 404
@@ -248,9 +308,12 @@ def test_partitions_are_isolated(server: RunningServer) -> None:
     store(server, [to_bytes(ds)], partition="tenant-a")
     assert qido(server, "/studies", StudyInstanceUID=ds.StudyInstanceUID).status_code == 204
     scoped = httpx.get(
-        f"{server.dicomweb}/partitions/tenant-a/studies", params={"StudyInstanceUID": ds.StudyInstanceUID}
+        f"{server.dicomweb}/partitions/tenant-a/studies",
+        params={"StudyInstanceUID": ds.StudyInstanceUID},
     )
     assert scoped.status_code == 200
-    assert scoped.json()[0]["00081190"]["Value"][0].startswith(f"{server.dicomweb}/partitions/tenant-a/")
+    assert scoped.json()[0]["00081190"]["Value"][0].startswith(
+        f"{server.dicomweb}/partitions/tenant-a/"
+    )
     assert httpx.get(f"{server.dicomweb}/studies/{ds.StudyInstanceUID}").status_code == 404
     assert httpx.delete(f"{server.dicomweb}/studies/{ds.StudyInstanceUID}").status_code == 404

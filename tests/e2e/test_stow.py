@@ -14,7 +14,9 @@ WARNING_REASON = "00081196"
 RETRIEVE_URL = "00081190"
 
 
-def post(server: RunningServer, parts: list[bytes], path: str = "/studies", **headers: str) -> httpx.Response:
+def post(
+    server: RunningServer, parts: list[bytes], path: str = "/studies", **headers: str
+) -> httpx.Response:
     body, content_type = multipart(parts)
     return httpx.post(
         server.dicomweb + path,
@@ -80,7 +82,9 @@ def test_empty_part_fails_with_cannot_understand(server: RunningServer) -> None:
 
 def test_unsupported_media_type_is_415(server: RunningServer) -> None:
     response = httpx.post(
-        server.dicomweb + "/studies", content=make_instance(), headers={"content-type": "application/json"}
+        server.dicomweb + "/studies",
+        content=make_instance(),
+        headers={"content-type": "application/json"},
     )
     assert response.status_code == 415
 
@@ -121,9 +125,10 @@ def test_xml_response(server: RunningServer) -> None:
 
 
 def test_dicomweb_client_store(server: RunningServer) -> None:
+    import io
+
     import pydicom
     from dicomweb_client.api import DICOMwebClient
-    import io
 
     ds = pydicom.dcmread(io.BytesIO(make_instance()))
     client = DICOMwebClient(server.dicomweb)

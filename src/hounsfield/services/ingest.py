@@ -20,7 +20,7 @@ import orjson
 
 from hounsfield.domain import events
 from hounsfield.domain.dicomwalk import walk
-from hounsfield.domain.errors import InvalidDicomError, MissingAttributeError
+from hounsfield.domain.errors import InvalidDicomError
 from hounsfield.domain.identifiers import is_valid_uid
 from hounsfield.domain.levels import split_by_level
 from hounsfield.domain.model import ParsedInstance
@@ -112,19 +112,31 @@ class IngestService:
         carries the Failure Reason (PS3.18 Table I.2-2)."""
         try:
             with staged.path.open("rb") as fp:
-                parsed = walk(fp, bulk_threshold=self.bulk_data_threshold)
-        except MissingAttributeError as exc:
-            self.staging.discard(staged)
-            return _failed(FailureReason.DATA_SET_DOES_NOT_MATCH_SOP_CLASS, str(exc))
+                parsed = walk(fp, bulk_threshold=self.bulk_data_threshold, require_uids=False)
         except InvalidDicomError as exc:
             self.staging.discard(staged)
             return _failed(FailureReason.CANNOT_UNDERSTAND, f"not a readable DICOM object: {exc}")
+        if not parsed.has_file_meta:
+            # application/dicom is the PS3.10 file format (PS3.18 8.7.3.1); a bare data set has
+            # no declared transfer syntax, so its encoding would be a guess.
+            self.staging.discard(staged)
+            return _failed(
+                FailureReason.CANNOT_UNDERSTAND,
+                "not a PS3.10 file: no 128-byte preamble, 'DICM' prefix and File Meta Information",
+            )
         for keyword, uid in (
             ("SOPClassUID", parsed.sop_class_uid),
             ("SOPInstanceUID", parsed.sop_instance_uid),
             ("SeriesInstanceUID", parsed.series_instance_uid),
             ("StudyInstanceUID", parsed.study_instance_uid),
         ):
+            if not uid:
+                self.staging.discard(staged)
+                return _failed(
+                    FailureReason.DATA_SET_DOES_NOT_MATCH_SOP_CLASS,
+                    f"missing required attribute {keyword}",
+                    parsed,
+                )
             if not is_valid_uid(uid):
                 self.staging.discard(staged)
                 return _failed(

@@ -59,6 +59,10 @@ class RetrieveService:
     def bulk(self, instance: StoredInstance, path: str) -> bytes:
         """A bulk data value by its path as published in the metadata ("GGGGEEEE[/i/GGGGEEEE]")."""
         location = instance.bulk_ranges.get(f"bulkdata/{path}")
+        pixel = instance.pixel
+        if location is None and path.upper() == "7FE00010" and pixel and not pixel.encapsulated:
+            # Small native pixel data is inlined in the metadata, but stays retrievable here.
+            location = (pixel.value_offset, pixel.value_length)
         if location is None:
             raise NotFoundError(f"no bulk data at {path} in instance {instance.sop_uid}")
         offset, length = location
