@@ -24,8 +24,8 @@ SHORT_VRS = frozenset(
         "PN", "SH", "SL", "SS", "ST", "TM", "UI", "UL", "US",
     }
 )  # fmt: skip
-LONG_VR_BYTES = frozenset(v.encode() for v in LONG_VRS)
-SHORT_VR_BYTES = frozenset(v.encode() for v in SHORT_VRS)
+#: Explicit VR bytes of the 32-bit-length VRs, to their names.
+LONG_VR_NAMES = {v.encode(): v for v in LONG_VRS}
 
 #: VRs whose value is opaque bytes: JSON InlineBinary or BulkDataURI (PS3.18 F.2.7).
 BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})

@@ -23,7 +23,8 @@ import zlib
 from typing import BinaryIO
 
 from hounsfield.domain import dicomvr as vrs
-from hounsfield.domain.dicomreader import Walker, WalkState, read_file_meta
+from hounsfield.domain.dicomreader import Walker
+from hounsfield.domain.dicomsource import WalkState, read_file_meta
 from hounsfield.domain.errors import InvalidDicomError, MissingAttributeError
 from hounsfield.domain.model import ParsedInstance, PixelLayout
 from hounsfield.domain.pixellayout import (
