@@ -25,25 +25,58 @@ def command(output: Path, rate: int = 200) -> list[str] | None:
     return [exe, "record", "--rate", str(rate), "--format", "raw", "--output", str(output), "--"]
 
 
-def summarise(raw: Path, top: int = 15) -> dict[str, list[tuple[str, float]]]:
-    """Self and inclusive shares of samples per function, from py-spy's collapsed stacks."""
-    own: Counter[str] = Counter()
-    inclusive: Counter[str] = Counter()
-    total = 0
+# Leaves where a thread waits rather than works (py-spy cannot always tell in a VM).
+IDLE_LEAVES = ("_worker (concurrent/futures/thread.py:81)", "wait (threading.py", "select (")
+STARTUP = "<frozen importlib"
+
+#: Frames that mark a stack as part of a scenario's work (handlers and the services they call).
+MARKERS = {
+    "stow": ("dicomweb/stow.py", "services/ingest.py", "services/staging.py", "blobs/file.py"),
+    "metadata": ("retrieve_metadata", "RetrieveService.metadata"),
+    "qido": ("dicomweb/qido.py", "services/query.py"),
+}
+
+
+def _stacks(raw: Path) -> list[tuple[list[str], int]]:
+    out = []
     for line in raw.read_text(errors="replace").splitlines():
         stack, _, count_text = line.rpartition(" ")
         if not stack or not count_text.isdigit():
             continue
-        count = int(count_text)
-        frames = stack.split(";")  # py-spy leaves idle threads out unless --idle
-        total += count
-        own[frames[-1]] += count
-        for frame in set(frames):
-            inclusive[frame] += count
-    if not total:
-        return {"self": [], "inclusive": []}
+        frames = stack.split(";")
+        if frames[-1].startswith(IDLE_LEAVES) or any(STARTUP in f for f in frames):
+            continue
+        out.append((frames, int(count_text)))
+    return out
 
-    def shares(counter: Counter[str]) -> list[tuple[str, float]]:
-        return [(name, round(100 * n / total, 1)) for name, n in counter.most_common(top)]
 
-    return {"self": shares(own), "inclusive": shares(inclusive), "samples": [("total", total)]}
+def summarise(raw: Path, top: int = 12) -> dict[str, object]:
+    """Per scenario: the share of busy samples per function, self (leaf) and inclusive, and
+    inclusive for Hounsfield's own functions; from py-spy's collapsed stacks."""
+    stacks = _stacks(raw)
+    busy = sum(n for _, n in stacks)
+    out: dict[str, object] = {"busy_samples": busy}
+    for scenario, markers in MARKERS.items():
+        own: Counter[str] = Counter()
+        ours: Counter[str] = Counter()
+        total = 0
+        for frames, count in stacks:
+            if not any(m in f for f in frames for m in markers):
+                continue
+            total += count
+            own[frames[-1]] += count
+            for frame in set(frames):
+                if "hounsfield/" in frame:
+                    ours[frame] += count
+        if not total:
+            continue
+
+        def shares(counter: Counter[str], total: int = total) -> list[tuple[str, float]]:
+            return [(name, round(100 * n / total, 1)) for name, n in counter.most_common(top)]
+
+        out[scenario] = {
+            "samples": total,
+            "self": shares(own),
+            "hounsfield_inclusive": shares(ours),
+        }
+    return out

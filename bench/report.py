@@ -137,10 +137,14 @@ def machine() -> dict[str, Any]:
 
 
 def _git_commit() -> str:
+    """HEAD, marked "+dirty" when src/ has uncommitted changes (the server runs from src/)."""
     out = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
     )
-    return out.stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", "src"], capture_output=True, text=True, check=False
+    )
+    return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
 def write_json(report: Report, directory: Path, stamp: str) -> Path:
@@ -196,9 +200,28 @@ def markdown(report: Report, chart: str | None) -> str:
         )
     if chart:
         lines += ["", f"![speed-up over Orthanc]({chart})"]
+    lines += _profile_lines(report.details.get("profile"))
     lines += ["", "Problems seen while measuring (wrong or failed answers):", ""]
     lines += [f"- {p}" for p in report.problems] or ["- none"]
     return "\n".join(lines) + "\n"
+
+
+def _profile_lines(summary: dict[str, Any] | None, top: int = 6) -> list[str]:
+    """The py-spy summary (run.py --profile) as short lists per scenario."""
+    if not summary:
+        return []
+    lines = [
+        "",
+        "Hounsfield profile (py-spy, separate pass; share of the scenario's busy samples):",
+        "",
+    ]
+    for scenario in ("stow", "metadata", "qido"):
+        part = summary.get(scenario)
+        if not part:
+            continue
+        leaves = ", ".join(f"`{name}` {share}%" for name, share in part["self"][:top])
+        lines.append(f"- {scenario} ({part['samples']} samples), self: {leaves}")
+    return lines
 
 
 def update_perf_md(path: Path, generated: str) -> None:

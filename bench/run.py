@@ -250,21 +250,37 @@ class Bench:
         }
 
     def profile_pass(self, stamp: str, results_dir: Path) -> None:
-        """STOW, series metadata and queries again, on a Hounsfield under py-spy."""
+        """The scenarios again, on a Hounsfield server run under py-spy (figures not used)."""
         if profile.py_spy() is None:
             self.problems.add("bench", "py-spy not installed: no profile")
             return
-        raw = results_dir / f"{stamp}-profile-stow.txt"
-        say("profile pass: STOW-RS under py-spy")
+        raw = results_dir / f"{stamp}-profile.txt"
+        say("profile pass: STOW-RS, series metadata and queries on Hounsfield under py-spy")
         server = hf.start(self.workdir / "hounsfield-profile", profile_to=raw)
+        ignored = Problems()
         try:
-            scenarios.stow_bodies(
-                "profile", server.dicomweb, ct_bodies(self.sizes), Problems(), 120
+            scenarios.stow_bodies("profile", server.dicomweb, ct_bodies(self.sizes), ignored, 300)
+            scenarios.series_metadata(
+                "profile",
+                server.dicomweb,
+                data.study_uid(data.CT_KIND, 0),
+                data.series_uid(data.CT_KIND, 0, 0),
+                self.sizes.ct_slices,
+                ignored,
+                repeats=100,
+                time_limit=60,
             )
+            spec = data.TinyArchiveSpec(studies=self.sizes.query_studies)
+            query_set = data.tiny_archive(spec)
+            scenarios.stow_bodies(
+                "profile", server.dicomweb, tiny_bodies(query_set, STOW_BATCH), ignored, 600
+            )
+            shapes = scenarios.query_shapes(query_set, self.sizes.queries_per_shape)
+            scenarios.run_queries("profile", server.dicomweb, shapes, ignored, time_limit=30)
         finally:
             server.stop()
-        self.details["profile_stow"] = profile.summarise(raw) if raw.exists() else None
         if raw.exists():
+            self.details["profile"] = profile.summarise(raw)
             raw.unlink()  # raw stacks are large; the summary is kept in the JSON
 
     # -- figures ---------------------------------------------------------------------------
