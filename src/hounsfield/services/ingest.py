@@ -112,13 +112,16 @@ class IngestService:
         carries the Failure Reason (PS3.18 Table I.2-2)."""
         try:
             with staged.path.open("rb") as fp:
+                is_part10 = fp.read(132)[128:] == b"DICM"
+                fp.seek(0)
                 parsed = walk(fp, bulk_threshold=self.bulk_data_threshold, require_uids=False)
         except InvalidDicomError as exc:
             self.staging.discard(staged)
             return _failed(FailureReason.CANNOT_UNDERSTAND, f"not a readable DICOM object: {exc}")
-        if not parsed.has_file_meta:
-            # application/dicom is the PS3.10 file format (PS3.18 8.7.3.1); a bare data set has
-            # no declared transfer syntax, so its encoding would be a guess.
+        if not (is_part10 and parsed.has_file_meta):
+            # application/dicom is the PS3.10 file format (PS3.18 8.7.3.1, PS3.10 7.1), and the
+            # bytes are served as stored: without a preamble and File Meta Information they
+            # would be served as something they are not, and their encoding would be a guess.
             self.staging.discard(staged)
             return _failed(
                 FailureReason.CANNOT_UNDERSTAND,
@@ -244,15 +247,11 @@ class IngestService:
 
     def _put(self, prepared: Prepared) -> None:
         key = prepared.instance.blob_key
-        try:
-            self.blobs.put_file(key, prepared.staged.path, durable=self.durable)
-        except FileExistsError:
-            # A blob without a committed row: left by a crash before commit. The pending row we
-            # now hold makes us its only writer, so replace it.
+        if self.blobs.exists(key):
+            # A blob without a committed row, left by a crash before commit. The pending row we
+            # hold makes us the only writer of this key, so the leftover can go.
             self.blobs.delete(key)
-            restaged = self.staging.stage_copy(prepared.staged.path)
-            self.staging.discard(prepared.staged)
-            self.blobs.put_file(key, restaged.path, durable=self.durable)
+        self.blobs.put_file(key, prepared.staged.path, durable=self.durable)
 
     def _not_new(self, parsed: ParsedInstance, outcome: BeginOutcome) -> InstanceResult:
         if outcome is BeginOutcome.DUPLICATE:
