@@ -621,3 +621,15 @@ def test_corner_case_equals_pydicom(name: str) -> None:
         warnings.simplefilter("ignore")
         parsed = parse(data)
     assert parsed.dataset_json == pydicom_json(data)
+
+
+class TrickleReader(io.BytesIO):
+    """A stream that, like a raw file or a pipe, may return fewer bytes than asked for."""
+
+    def read(self, size: int | None = -1) -> bytes:
+        return super().read(7 if size is None or size < 0 else min(size, 7))
+
+
+def test_short_reads_are_retried() -> None:
+    data = CORNER_CASES["elements after pixel data and trailing padding"]
+    assert walk(TrickleReader(data)) == parse(data)

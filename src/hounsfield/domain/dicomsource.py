@@ -60,10 +60,7 @@ class WalkState:
             return off
         if pos < 0 or pos + n > self.size or self.fp is None:
             raise self.truncated(pos, n)
-        self.fp.seek(pos)
-        data = self.fp.read(max(n, min(chunk, self.size - pos)))
-        if len(data) < n:
-            raise InvalidDicomError(f"read failed: file shorter than {self.size} bytes")
+        data = self._pread(self.fp, pos, max(n, min(chunk, self.size - pos)), n)
         self.buf = data
         self.base = pos
         return 0
@@ -76,10 +73,20 @@ class WalkState:
             raise self.truncated(pos, n)
         if self.fp is None:
             return self.buf[pos : pos + n]
-        self.fp.seek(pos)
-        data = self.fp.read(n)
-        if len(data) < n:
-            raise InvalidDicomError(f"read failed: file shorter than {self.size} bytes")
+        return self._pread(self.fp, pos, n, n)
+
+    def _pread(self, fp: BinaryIO, pos: int, want: int, need: int) -> bytes:
+        """Read `want` bytes at `pos`, accepting short reads (raw files, pipes) until `need`."""
+        fp.seek(pos)
+        data = fp.read(want)
+        while len(data) < need:
+            more = fp.read(want - len(data))
+            if not more:
+                raise InvalidDicomError(
+                    f"read failed at offset {pos + len(data)}: the file is shorter than "
+                    f"the {self.size} bytes it had when the walk started"
+                )
+            data += more
         return data
 
     def find(self, pattern: bytes, start: int) -> int:
