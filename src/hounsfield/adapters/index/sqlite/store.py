@@ -16,7 +16,7 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
-from hounsfield.adapters.index.sqlite import read, write
+from hounsfield.adapters.index.sqlite import read, remove, write
 from hounsfield.adapters.index.sqlite.connection import (
     ReaderPool,
     open_connection,
@@ -102,11 +102,11 @@ class SqliteIndex:
 
     def abort(self, partition: str, sop_uids: Sequence[str]) -> None:
         uids = list(sop_uids)
-        self._committer.run(lambda c: write.abort_instances(c, partition, uids))
+        self._committer.run(lambda c: remove.abort_instances(c, partition, uids))
 
     def sweep_pending(self, older_than: datetime) -> list[str]:
         cutoff = _timestamp(older_than)
-        return self._committer.run(lambda c: write.sweep_pending(c, cutoff))
+        return self._committer.run(lambda c: remove.sweep_pending(c, cutoff))
 
     # -- queries and retrieval -----------------------------------------------------------
 
@@ -172,7 +172,7 @@ class SqliteIndex:
         scope = (study_uid, series_uid, sop_uid)
         evs = list(events)
         return self._committer.run(
-            lambda c: write.delete_instances(c, partition, scope, evs, time.time())
+            lambda c: remove.delete_instances(c, partition, scope, evs, time.time())
         )
 
     # -- outbox, remote AEs, statistics --------------------------------------------------
