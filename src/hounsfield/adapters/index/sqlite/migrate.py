@@ -56,9 +56,12 @@ def migrate(conn: sqlite3.Connection) -> int:
         applied = {
             int(v): str(c) for v, c in conn.execute("SELECT version, checksum FROM schema_version")
         }
-        for migration in check_applied(known, applied):
+        pending = check_applied(known, applied)
+        for migration in pending:
             _apply(conn, migration)
         conn.execute("COMMIT")
+        if pending:
+            conn.execute("ANALYZE sqlite_schema")  # reload planner statistics (0002)
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")

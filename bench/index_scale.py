@@ -1,0 +1,332 @@
+"""How the SQLite index answers the common QIDO shapes at scale (DESIGN.md §4 and §5).
+
+    python -m bench.index_scale                 # 100k studies, ~1M instances
+    python -m bench.index_scale --studies 10000 --path /tmp/index.db --keep
+
+Fills an index with synthetic studies (1 to 4 series, ~10 instances per study, ~2.5 studies
+per patient, ten years of dates, a realistic modality mix) through `commit` in batches, then
+times each query shape through `SqliteIndex.query` (SQL pre-filter + reference matcher, as
+the services call it) and prints p50/p95 in milliseconds with the SQLite query plan.
+This is a measurement, not a test: figures depend on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import orjson
+
+from hounsfield.adapters.index.sql.compile import compile_prefilter
+from hounsfield.adapters.index.sqlite import SqliteIndex
+from hounsfield.adapters.index.sqlite.read import _FROM, _scoped
+from hounsfield.domain.levels import split_by_level
+from hounsfield.domain.model import Level, PixelLayout
+from hounsfield.domain.query import MatchKey, Query, Range, SingleValue, Wildcard
+from hounsfield.ports.index import NewInstance
+
+FAMILY = [
+    "SMITH", "JOHNSON", "WILLIAMS", "BROWN", "JONES", "GARCIA", "MILLER", "DAVIS", "RODRIGUEZ",
+    "MARTINEZ", "HERNANDEZ", "LOPEZ", "GONZALEZ", "WILSON", "ANDERSON", "THOMAS", "TAYLOR",
+    "MOORE", "JACKSON", "MARTIN", "LEE", "PEREZ", "THOMPSON", "WHITE", "HARRIS", "SANCHEZ",
+    "CLARK", "RAMIREZ", "LEWIS", "ROBINSON", "WALKER", "YOUNG", "ALLEN", "KING", "WRIGHT",
+    "SCOTT", "TORRES", "NGUYEN", "HILL", "FLORES", "GREEN", "ADAMS", "NELSON", "BAKER", "HALL",
+    "RIVERA", "CAMPBELL", "MITCHELL", "CARTER", "ROBERTS", "MULLER", "SCHMIDT", "SCHNEIDER",
+    "FISCHER", "WEBER", "MEYER", "WAGNER", "BECKER", "SCHULZ", "HOFFMANN", "DUPONT", "DURAND",
+    "LEROY", "MOREAU", "SIMON", "LAURENT", "LEFEBVRE", "MICHEL", "ROSSI", "RUSSO", "FERRARI",
+    "ESPOSITO", "BIANCHI", "ROMANO", "COLOMBO", "RICCI", "MARINO", "GRECO", "BRUNO", "GALLO",
+]  # fmt: skip
+GIVEN = ["JOHN", "MARY", "JAMES", "ANNA", "PETER", "LINDA", "PAUL", "SARA", "MARK", "EVA"]
+MODALITIES = [("CT", 30), ("MR", 20), ("CR", 25), ("US", 10), ("MG", 5), ("PT", 5), ("NM", 5)]
+ROOT = "1.2.826.0.1.3680043.10.1234.77"
+CT = "1.2.840.10008.5.1.4.1.1.2"
+EXPLICIT = "1.2.840.10008.1.2.1"
+FIRST_DAY = date(2016, 1, 1)
+
+
+def _el(vr: str, *values: object) -> dict[str, object]:
+    return {"vr": vr, "Value": list(values)}
+
+
+@dataclass
+class Archive:
+    patient_ids: list[str]
+    names: list[str]
+    study_uids: list[str]
+    series: list[tuple[str, str]]  # (study, series)
+
+
+def _patient(rng: random.Random, n: int) -> tuple[str, str]:
+    name = f"{rng.choice(FAMILY)}{rng.randrange(100):02d}^{rng.choice(GIVEN)}"
+    return f"PID{n:07d}", name
+
+
+def generate(studies: int, seed: int = 7) -> tuple[Archive, Iterator[list[NewInstance]]]:
+    """Synthetic studies as commit batches (one study per list); `Archive` keeps the keys."""
+    rng = random.Random(seed)
+    patients = [_patient(rng, n) for n in range(max(1, studies * 2 // 5))]
+    archive = Archive([p[0] for p in patients], [p[1] for p in patients], [], [])
+    kinds = [m for m, weight in MODALITIES for _ in range(weight)]
+    received = datetime.now(UTC)
+    layout = PixelLayout(4096, 524288, False, (((4096, 524288),),))
+
+    def studies_iter() -> Iterator[list[NewInstance]]:
+        for s in range(studies):
+            pid, name = rng.choice(patients)
+            study_uid = f"{ROOT}.{s + 1}"
+            archive.study_uids.append(study_uid)
+            day = FIRST_DAY + timedelta(days=rng.randrange(3650))
+            base = {
+                "00080005": _el("CS", "ISO_IR 100"),
+                "00080020": _el("DA", day.strftime("%Y%m%d")),
+                "00080030": _el("TM", f"{rng.randrange(24):02d}{rng.randrange(60):02d}00"),
+                "00080050": _el("SH", f"ACC{s + 1:08d}"),
+                "00080090": _el("PN", {"Alphabetic": "REF^DOCTOR"}),
+                "00081030": _el("LO", "Synthetic study"),
+                "00100010": _el("PN", {"Alphabetic": name}),
+                "00100020": _el("LO", pid),
+                "00100030": _el("DA", "19700101"),
+                "00100040": _el("CS", rng.choice("MF")),
+                "0020000D": _el("UI", study_uid),
+                "00200010": _el("SH", str(s % 1000)),
+            }
+            batch: list[NewInstance] = []
+            series_count = rng.randint(1, 4)
+            for e in range(series_count):
+                series_uid = f"{study_uid}.{e + 1}"
+                archive.series.append((study_uid, series_uid))
+                modality = rng.choice(kinds)
+                for i in range(rng.randint(1, 20 // series_count - 1)):
+                    sop = f"{series_uid}.{i + 1}"
+                    data = {
+                        **base,
+                        "00080016": _el("UI", CT),
+                        "00080018": _el("UI", sop),
+                        "00080060": _el("CS", modality),
+                        "0008103E": _el("LO", f"Series {e + 1}"),
+                        "0020000E": _el("UI", series_uid),
+                        "00200011": _el("IS", e + 1),
+                        "00200013": _el("IS", i + 1),
+                        "00280010": _el("US", 512),
+                        "00280011": _el("US", 512),
+                        "00280100": _el("US", 16),
+                        "7FE00010": {"vr": "OW", "BulkDataURI": "bulkdata/7FE00010"},
+                    }
+                    patient, study, series, instance = split_by_level(data)
+                    document = orjson.dumps(data)
+                    batch.append(
+                        NewInstance(
+                            partition="default",
+                            study_uid=study_uid,
+                            series_uid=series_uid,
+                            sop_uid=sop,
+                            sop_class_uid=CT,
+                            transfer_syntax_uid=EXPLICIT,
+                            blob_key=f"default/{study_uid}/{series_uid}/{sop}",
+                            size=528384,
+                            sha256=hashlib.sha256(document).hexdigest(),
+                            patient_attrs=patient,
+                            study_attrs=study,
+                            series_attrs=series,
+                            instance_attrs=instance,
+                            metadata=document,
+                            pixel=layout,
+                            bulk_ranges={"7FE00010": (4096, 524288)},
+                            received_at=received,
+                        )
+                    )
+            yield batch
+
+    return archive, studies_iter()
+
+
+def fill(index: SqliteIndex, studies: int, batch_instances: int) -> tuple[Archive, int, float]:
+    archive, batches = generate(studies)
+    pending: list[NewInstance] = []
+    count = 0
+    started = time.perf_counter()
+    for study in batches:
+        pending.extend(study)
+        if len(pending) >= batch_instances:
+            index.commit(pending, [])
+            count += len(pending)
+            pending = []
+            if count // batch_instances % 100 == 0:
+                rate = count / (time.perf_counter() - started)
+                print(f"  {count:>9,} instances, {rate:,.0f}/s", file=sys.stderr)
+    if pending:
+        index.commit(pending, [])
+        count += len(pending)
+    return archive, count, time.perf_counter() - started
+
+
+def key(tag: str, vr: str, matcher: SingleValue | Wildcard | Range) -> MatchKey:
+    return MatchKey(tag, vr, matcher)
+
+
+def shapes(archive: Archive, rng: random.Random) -> dict[str, Callable[[], Query]]:
+    def week() -> Range:
+        start = FIRST_DAY + timedelta(days=rng.randrange(3640))
+        end = start + timedelta(days=6)
+        return Range(start.strftime("%Y%m%d"), end.strftime("%Y%m%d"))
+
+    def study_series() -> Query:
+        study = rng.choice(archive.study_uids)
+        return Query(Level.SERIES, keys=(key("0020000D", "UI", SingleValue(study)),))
+
+    def series_instances() -> Query:
+        study, series = rng.choice(archive.series)
+        return Query(
+            Level.IMAGE,
+            keys=(
+                key("0020000D", "UI", SingleValue(study)),
+                key("0020000E", "UI", SingleValue(series)),
+            ),
+        )
+
+    page = 100
+    return {
+        "all studies (first page)": lambda: Query(Level.STUDY, limit=page),
+        "PatientID": lambda: Query(
+            Level.STUDY,
+            keys=(key("00100020", "LO", SingleValue(rng.choice(archive.patient_ids))),),
+            limit=page,
+        ),
+        "PatientName prefix (FAMILY*)": lambda: Query(
+            Level.STUDY,
+            keys=(key("00100010", "PN", Wildcard(rng.choice(FAMILY).lower() + "*")),),
+            limit=page,
+        ),
+        "PatientName prefix (FAMILY42*)": lambda: Query(
+            Level.STUDY,
+            keys=(key("00100010", "PN", Wildcard(rng.choice(archive.names)[:-6] + "*")),),
+            limit=page,
+        ),
+        "StudyDate one week": lambda: Query(
+            Level.STUDY, keys=(key("00080020", "DA", week()),), limit=page
+        ),
+        "ModalitiesInStudy": lambda: Query(
+            Level.STUDY,
+            keys=(key("00080061", "CS", SingleValue(rng.choice(MODALITIES)[0])),),
+            limit=page,
+        ),
+        "StudyDate week + ModalitiesInStudy": lambda: Query(
+            Level.STUDY,
+            keys=(
+                key("00080020", "DA", week()),
+                key("00080061", "CS", SingleValue(rng.choice(MODALITIES)[0])),
+            ),
+            limit=page,
+        ),
+        "StudyInstanceUID": lambda: Query(
+            Level.STUDY,
+            keys=(key("0020000D", "UI", SingleValue(rng.choice(archive.study_uids))),),
+        ),
+        "series of a study": study_series,
+        "instances of a series": series_instances,
+    }
+
+
+def plan(index: SqliteIndex, query: Query) -> str:
+    """SQLite's plan for the main pre-filter statement (what the index really does)."""
+    select, base = _FROM[query.level]
+    scope, params = _scoped(query)
+    prefilter = compile_prefilter(query)
+    sql = f"{select} WHERE {' AND '.join(scope + prefilter.clauses)} ORDER BY {base}.pk"
+    conn = index._readers.get()
+    rows = conn.execute(f"EXPLAIN QUERY PLAN {sql}", [*params, *prefilter.params]).fetchall()
+    return "; ".join(str(r[3]) for r in rows)
+
+
+def measure(index: SqliteIndex, archive: Archive, repeat: int) -> list[dict[str, object]]:
+    rng = random.Random(11)
+    results: list[dict[str, object]] = []
+    for name, make in shapes(archive, rng).items():
+        for _ in range(5):  # warm the page cache for this shape
+            index.query(make())
+        timings: list[float] = []
+        rows = 0
+        for _ in range(repeat):
+            query = make()
+            started = time.perf_counter()
+            page = index.query(query)
+            timings.append((time.perf_counter() - started) * 1000)
+            rows += len(page.rows)
+        timings.sort()
+        result = {
+            "shape": name,
+            "p50_ms": round(statistics.median(timings), 3),
+            "p95_ms": round(timings[int(len(timings) * 0.95) - 1], 3),
+            "mean_rows": round(rows / repeat, 1),
+            "plan": plan(index, make()),
+        }
+        results.append(result)
+        print(
+            f"{name:<36} p50 {result['p50_ms']:>8.3f} ms  p95 {result['p95_ms']:>8.3f} ms"
+            f"  rows {result['mean_rows']:>6}"
+        )
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--studies", type=int, default=100_000)
+    parser.add_argument("--batch", type=int, default=2_000, help="instances per commit")
+    parser.add_argument("--repeat", type=int, default=300, help="queries per shape")
+    parser.add_argument("--path", type=Path, help="index file (default: a temporary one)")
+    parser.add_argument("--keep", action="store_true", help="reuse --path if it is filled")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args(argv)
+
+    with tempfile.TemporaryDirectory() as scratch:
+        path = args.path or Path(scratch) / "index.db"
+        reuse = args.keep and path.exists()
+        index = SqliteIndex(path, durable=True)
+        try:
+            index.migrate()
+            if reuse:
+                archive, batches = generate(args.studies)
+                for _batch in batches:  # replay the generator to recover the keys
+                    pass
+                print(f"reusing {path}", file=sys.stderr)
+                filled: dict[str, object] = {"reused": True}
+            else:
+                archive, count, seconds = fill(index, args.studies, args.batch)
+                filled = {
+                    "instances": count,
+                    "seconds": round(seconds, 1),
+                    "instances_per_s": round(count / seconds),
+                }
+                print(f"filled {count:,} instances in {seconds:,.1f} s", file=sys.stderr)
+            [stats] = index.stats()
+            size = sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
+            print(
+                f"{stats.patients:,} patients, {stats.studies:,} studies, {stats.series:,} series,"
+                f" {stats.instances:,} instances; {size / 2**20:,.0f} MiB on disk"
+            )
+            results = measure(index, archive, args.repeat)
+            if args.json:
+                counts = {
+                    "patients": stats.patients,
+                    "studies": stats.studies,
+                    "series": stats.series,
+                    "instances": stats.instances,
+                    "bytes_on_disk": size,
+                }
+                report = {"fill": filled, "stats": counts, "shapes": results}
+                args.json.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+        finally:
+            index.close()
+
+
+if __name__ == "__main__":
+    main()
