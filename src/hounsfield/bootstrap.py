@@ -19,6 +19,8 @@ from hounsfield.adapters.index.sqlite.store import SqliteIndex
 from hounsfield.config import ConfigError, Settings, load_settings
 from hounsfield.frontends.asgi import HttpApp, HttpOptions
 from hounsfield.frontends.dicomweb.context import DicomWebOptions
+from hounsfield.frontends.dimse.api import HandlerRegistry
+from hounsfield.frontends.dimse.server import DimseOptions, DimseServer, default_registry
 from hounsfield.ports.blobs import BlobStore
 from hounsfield.ports.index import IndexStore
 from hounsfield.services.admin import AdminService
@@ -126,6 +128,35 @@ def build_http_app(archive: Archive) -> HttpApp:
         cors_origins=settings.cors_origins,
     )
     return HttpApp(archive.services, options, background=[sweeper], on_shutdown=archive.close)
+
+
+def dimse_options(settings: Settings) -> DimseOptions:
+    return DimseOptions(
+        ae_title=settings.ae_title,
+        max_pdu=settings.dimse_max_pdu,
+        max_associations=settings.dimse_max_associations,
+        acse_timeout=float(settings.dimse_acse_timeout),
+        idle_timeout=float(settings.dimse_idle_timeout),
+        dimse_timeout=float(settings.dimse_timeout),
+        require_called_ae=settings.dimse_require_called_ae,
+        allowed_calling_aes=settings.dimse_allowed_calling_aes,
+        default_partition=settings.default_partition,
+    )
+
+
+def dimse_registry() -> HandlerRegistry:
+    """Every DIMSE service handler: C-ECHO here; the query/retrieve, worklist and storage
+    commitment handlers register themselves on this registry."""
+    return default_registry()
+
+
+def build_dimse_server(archive: Archive, registry: HandlerRegistry | None = None) -> DimseServer:
+    """The DIMSE server for an opened archive (not yet listening: call `start`)."""
+    return DimseServer(
+        archive.services,
+        dimse_options(archive.settings),
+        registry if registry is not None else dimse_registry(),
+    )
 
 
 def create_app() -> HttpApp:

@@ -1,19 +1,28 @@
-"""`hounsfield serve`: the HTTP server (uvicorn with uvloop and httptools)."""
+"""`hounsfield serve`: the HTTP server (uvicorn) and the DIMSE server, on one event loop.
+
+With one HTTP worker (the embedded default) both servers share the archive and the event loop
+(uvloop when available): `uvicorn.Server.serve()` runs next to the DIMSE server, and when
+uvicorn exits (SIGINT/SIGTERM) the DIMSE server is closed first, then the archive. With
+several HTTP workers uvicorn's supervisor owns the main thread, so the DIMSE server runs in the
+main process on its own event loop in a thread; workers serve HTTP only.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 
 import uvicorn
 
-from hounsfield.bootstrap import build_http_app, open_archive
+from hounsfield.bootstrap import Archive, build_dimse_server, build_http_app, open_archive
 from hounsfield.config import Settings
 
 log = logging.getLogger(__name__)
 
 
-def run(settings: Settings) -> None:
-    common = {
+def _common(settings: Settings) -> dict[str, object]:
+    return {
         "host": settings.host,
         "port": settings.http_port,
         "log_level": settings.log_level.lower(),
@@ -22,16 +31,25 @@ def run(settings: Settings) -> None:
         "http": "auto",
         "lifespan": "on",
     }
+
+
+def run(settings: Settings) -> None:
+    common = _common(settings)
     log.info(
-        "Hounsfield on http://%s:%d (DICOMweb /dicom-web, admin /api); index %s; blobs %s",
+        "Hounsfield on http://%s:%d (DICOMweb /dicom-web, admin /api)%s; index %s; blobs %s",
         settings.host,
         settings.http_port,
+        f", DIMSE AE {settings.ae_title} on port {settings.dimse_port}"
+        if settings.dimse_enabled
+        else "",
         settings.index_url,
         settings.blob_url,
     )
     if settings.http_workers > 1:
         # Each worker process builds its own archive from the same settings (environment).
         open_archive(settings).close()  # migrate once before the workers start
+        if settings.dimse_enabled:
+            _start_dimse_thread(settings)
         uvicorn.run(
             "hounsfield.bootstrap:create_app",
             factory=True,
@@ -39,5 +57,34 @@ def run(settings: Settings) -> None:
             **common,  # type: ignore[arg-type]
         )
         return
-    app = build_http_app(open_archive(settings))
-    uvicorn.run(app, **common)  # type: ignore[arg-type]
+    archive = open_archive(settings)
+    config = uvicorn.Config(build_http_app(archive), **common)  # type: ignore[arg-type]
+    with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
+        runner.run(_serve_both(settings, archive, uvicorn.Server(config)))
+
+
+async def _serve_both(settings: Settings, archive: Archive, http: uvicorn.Server) -> None:
+    dimse = build_dimse_server(archive) if settings.dimse_enabled else None
+    if dimse is not None:
+        await dimse.start(settings.host, settings.dimse_port)
+    try:
+        await http.serve()
+    finally:
+        if dimse is not None:
+            await dimse.close()
+
+
+def _start_dimse_thread(settings: Settings) -> None:
+    archive = open_archive(settings)
+
+    async def main() -> None:
+        dimse = build_dimse_server(archive)
+        await dimse.start(settings.host, settings.dimse_port)
+        await dimse.serve_forever()
+
+    def target() -> None:
+        config = uvicorn.Config(lambda: None, loop="auto")
+        with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
+            runner.run(main())
+
+    threading.Thread(target=target, name="dimse", daemon=True).start()

@@ -33,6 +33,14 @@ class Settings:
     http_port: int
     dimse_port: int
     ae_title: str
+    dimse_enabled: bool
+    dimse_max_pdu: int
+    dimse_max_associations: int
+    dimse_acse_timeout: int
+    dimse_idle_timeout: int
+    dimse_timeout: int
+    dimse_require_called_ae: bool
+    dimse_allowed_calling_aes: tuple[str, ...]
     data_dir: Path
     index_url: str
     blob_url: str
@@ -121,7 +129,28 @@ def _validate(values: dict[str, Any]) -> None:
     for key in ("bulk_data_threshold", "qido_max_limit", "http_workers"):
         if values[key] < 1:
             raise ConfigError(f"setting {key!r}: must be at least 1, got {values[key]}")
-    for key in ("pending_grace_seconds", "max_request_bytes"):
+    if values["dimse_max_pdu"] and not 4096 <= values["dimse_max_pdu"] <= (1 << 26):
+        raise ConfigError(
+            f"setting 'dimse_max_pdu': {values['dimse_max_pdu']} is outside 4096-67108864 "
+            "(or 0 for unlimited)"
+        )
+    for aet in values["dimse_allowed_calling_aes"]:
+        if not 1 <= len(aet) <= 16 or "\\" in aet:
+            raise ConfigError(
+                f"setting 'dimse_allowed_calling_aes': {aet!r} is not a valid AE title"
+            )
+    if values["dimse_max_associations"] < 1:
+        raise ConfigError(
+            "setting 'dimse_max_associations': must be at least 1, "
+            f"got {values['dimse_max_associations']}"
+        )
+    for key in (
+        "pending_grace_seconds",
+        "max_request_bytes",
+        "dimse_acse_timeout",
+        "dimse_idle_timeout",
+        "dimse_timeout",
+    ):
         if values[key] < 0:
             raise ConfigError(f"setting {key!r}: must not be negative, got {values[key]}")
     for key, schemes in (("index_url", ("sqlite://",)), ("blob_url", ("file://", "memory://"))):
