@@ -50,6 +50,8 @@ class RunningServer:
     data_dir: Path
     process: subprocess.Popen[bytes]
     log: IO[bytes]
+    dimse_port: int = 0
+    ae_title: str = "HOUNSFIELD"
 
     @property
     def dicomweb(self) -> str:
@@ -65,6 +67,8 @@ def start_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> Run
         "HOUNSFIELD_DIMSE_PORT": str(free_port()),
         **(extra_env or {}),
     }
+    dimse_port = int(env["HOUNSFIELD_DIMSE_PORT"])
+    ae_title = env.get("HOUNSFIELD_AE_TITLE", "HOUNSFIELD")
     log = (data_dir.parent / f"server-{port}.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "hounsfield.cli", "serve"], env=env, stdout=log, stderr=log
@@ -78,7 +82,7 @@ def start_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> Run
             raise RuntimeError(f"server exited with {process.returncode}:\n{output[-3000:]}")
         try:
             if httpx.get(f"{url}/api/health", timeout=1).status_code == 200:
-                return RunningServer(url, data_dir, process, log)
+                return RunningServer(url, data_dir, process, log, dimse_port, ae_title)
         except httpx.TransportError:
             pass
         time.sleep(0.1)
