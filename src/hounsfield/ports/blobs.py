@@ -7,7 +7,7 @@ by the services from partition and UIDs.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -32,6 +32,10 @@ class BlobStore(Protocol):
         """Move a fully written local file into the store under `key`, replacing nothing: an
         existing key is an error. With `durable`, the bytes are on stable storage on return.
         The staged file is consumed (moved or deleted)."""
+
+    def make_durable(self, keys: Sequence[str]) -> None:
+        """Put objects written with `durable=False` on stable storage, all at once: a batch
+        shares the cost of syncing the directories it wrote to (docs/adr/0002-durability.md)."""
 
     def get_range(self, key: str, offset: int, length: int) -> bytes:
         """Read `length` bytes from `offset` (short only at end of object)."""

@@ -210,6 +210,22 @@ class IngestService:
             else:
                 self.staging.discard(prepared.staged)
                 results[i] = self._not_new(prepared.parsed, outcome)
+        if written and self.durable:
+            try:
+                self.blobs.make_durable([batch[i].instance.blob_key for i in written])
+            except OSError as exc:
+                log.error("could not sync %d blobs: %s", len(written), exc)
+                for i in written:
+                    self.blobs.delete(batch[i].instance.blob_key)
+                    results[i] = _failed(
+                        FailureReason.OUT_OF_RESOURCES,
+                        "could not write the object",
+                        batch[i].parsed,
+                    )
+                self.index.abort(
+                    batch[0].instance.partition, [batch[i].instance.sop_uid for i in written]
+                )
+                written = []
         if written:
             chosen = [batch[i].instance for i in written]
             stored_events = [
@@ -251,7 +267,10 @@ class IngestService:
             # A blob without a committed row, left by a crash before commit. The pending row we
             # hold makes us the only writer of this key, so the leftover can go.
             self.blobs.delete(key)
-        self.blobs.put_file(key, prepared.staged.path, durable=self.durable)
+        # Not durable yet: `make_durable` syncs the files and directories of the whole batch at
+        # once before the index commit. Syncing each file as it arrives, concurrently with the
+        # writes of the next parts, measured 2x slower on ext4 (each fsync flushes the journal).
+        self.blobs.put_file(key, prepared.staged.path, durable=False)
 
     def _not_new(self, parsed: ParsedInstance, outcome: BeginOutcome) -> InstanceResult:
         if outcome is BeginOutcome.DUPLICATE:

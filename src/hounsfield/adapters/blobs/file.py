@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from hounsfield.ports.blobs import BlobCapabilities, BlobStat
@@ -58,6 +58,25 @@ class FileBlobStore:
         staged.unlink(missing_ok=True)
         if durable:
             dir_fd = os.open(target.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+
+    def make_durable(self, keys: Sequence[str]) -> None:
+        """fsync each file (cheap when the staged file was synced already), then each distinct
+        directory once, so the new names survive a crash too."""
+        directories: set[Path] = set()
+        for key in keys:
+            path = self.path(key)
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            directories.add(path.parent)
+        for directory in directories:
+            dir_fd = os.open(directory, os.O_RDONLY)
             try:
                 os.fsync(dir_fd)
             finally:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from hounsfield.ports.blobs import BlobCapabilities, BlobStat
@@ -23,6 +23,9 @@ class MemoryBlobStore:
             if key in self._blobs:
                 raise FileExistsError(f"blob {key!r} already exists")
             self._blobs[key] = data
+
+    def make_durable(self, keys: Sequence[str]) -> None:
+        """Nothing to do: memory is as durable as it gets."""
 
     def _get(self, key: str) -> bytes:
         with self._lock:
