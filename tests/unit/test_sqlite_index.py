@@ -297,11 +297,15 @@ def test_what_compiles_to_sql() -> None:
     bad_date = MatchKey("00080020", "DA", Range("2024", None))
 
     compiled = compile_prefilter(Query(Level.STUDY, keys=(name, series_key, modalities, date)))
-    assert len(compiled.clauses) == 3  # Modality is a series attribute: matcher only
+    assert len(compiled.clauses) == 2  # Modality is a series attribute: matcher only
+    assert compiled.joins == [
+        "JOIN study_modalities m1 ON m1.study_pk = s.pk AND m1.partition = ? AND m1.modality = ?"
+    ]
+    assert (compiled.order, compiled.tables) == ("m1.study_pk", {"s"})
     assert "doe" in compiled.params and "dof" in compiled.params
     assert compiled.irregular == {"s"}
     fuzzy = compile_prefilter(Query(Level.STUDY, keys=(name,), fuzzy=True))
     assert fuzzy.clauses == []
     assert compile_prefilter(Query(Level.STUDY, keys=(bad_date,))).clauses == []
     at_series = compile_prefilter(Query(Level.SERIES, keys=(series_key, modalities)))
-    assert at_series.clauses == ["se.modality = ?"]
+    assert (at_series.clauses, at_series.joins) == (["se.modality = ?"], [])

@@ -64,11 +64,21 @@ SQLITE = Dialect("?")
 
 @dataclass(slots=True)
 class Prefilter:
-    """SQL conditions (ANDed) with their parameters, and the tables whose irregular rows
-    (multi-valued indexed attributes, see `columns`) must be added back to the candidates."""
+    """SQL conditions (ANDed) with their parameters.
+
+    `tables` are the level tables the conditions refer to (the caller joins only those),
+    `joins` extra joined tables (whose parameters come first, in `join_params`), `order` the
+    expression equal to the level's primary key to sort by (a joined index may deliver it in
+    order), and `irregular` the tables whose irregular rows (multi-valued indexed attributes,
+    see `columns`) must be added back to the candidates.
+    """
 
     clauses: list[str] = field(default_factory=list)
     params: list[object] = field(default_factory=list)
+    tables: set[Alias] = field(default_factory=set)
+    joins: list[str] = field(default_factory=list)
+    join_params: list[object] = field(default_factory=list)
+    order: str | None = None
     irregular: set[Alias] = field(default_factory=set)
 
 
@@ -109,7 +119,8 @@ class _Compiler:
         self.aliases = LEVEL_ALIASES[query.level]
         self.out = Prefilter()
 
-    def _add(self, clause: str, *params: object) -> None:
+    def _add(self, table: Alias, clause: str, *params: object) -> None:
+        self.out.tables.add(table)
         self.out.clauses.append(clause)
         self.out.params.extend(params)
 
@@ -167,7 +178,7 @@ class _Compiler:
         condition = self._values_condition(f"{column.table}.{column.name}", column.vr, matcher)
         if condition is None:
             return False
-        self._add(condition[0], *condition[1])
+        self._add(column.table, condition[0], *condition[1])
         return True
 
     def _date(self, column: Column, matcher: Matcher) -> bool:
@@ -185,29 +196,36 @@ class _Compiler:
         if any(b is not None and parse_da(b) is None for b in (lower, upper)):
             return False
         if lower is not None and lower == upper:
-            self._add(f"{expr} = {self.p}", lower)
+            self._add(column.table, f"{expr} = {self.p}", lower)
             return True
         if lower is None and upper is None:
-            self._add(f"{expr} IS NOT NULL")
+            self._add(column.table, f"{expr} IS NOT NULL")
             return True
         if lower is not None:
-            self._add(f"{expr} >= {self.p}", lower)
+            self._add(column.table, f"{expr} >= {self.p}", lower)
         if upper is not None:
-            self._add(f"{expr} <= {self.p}", upper)
+            self._add(column.table, f"{expr} <= {self.p}", upper)
         return True
 
     def _modalities(self, matcher: Matcher) -> None:
         """ModalitiesInStudy (PS3.4 C.6.1.1.3.2): a study matches when one of its series'
-        modalities does; the study_modalities table holds exactly the computed values."""
-        condition = self._values_condition("modality", "CS", matcher)
+        modalities does; the study_modalities table holds exactly the computed values.
+
+        A join rather than `IN (subquery)`: its index (partition, modality, study_pk) yields
+        studies in key order, so the first page is read without collecting every CT study.
+        """
+        alias = f"m{len(self.out.joins) + 1}"
+        condition = self._values_condition(f"{alias}.modality", "CS", matcher)
         if condition is None:
             return
-        self._add(
-            "s.pk IN (SELECT study_pk FROM study_modalities"  # noqa: S608
-            f" WHERE partition = {self.p} AND {condition[0]})",
-            self.query.partition,
-            *condition[1],
+        self.out.joins.append(
+            f"JOIN study_modalities {alias} ON {alias}.study_pk = s.pk"
+            f" AND {alias}.partition = {self.p} AND {condition[0]}"
         )
+        self.out.join_params.extend([self.query.partition, *condition[1]])
+        self.out.tables.add("s")
+        if self.out.order is None:
+            self.out.order = f"{alias}.study_pk"
 
     def _name(self, alias: Alias, tag: str, matcher: Matcher) -> None:
         """PN single value and wild card matching (C.2.2.2.1, C.2.2.2.4): case-insensitive,
@@ -226,15 +244,17 @@ class _Compiler:
             return
         if condition is None:
             return
+        owner_table: Alias = "p" if self.query.level is Level.PATIENT else "s"
         if alias == "p":
             owner, table, key_column = (
-                ("p.pk" if self.query.level is Level.PATIENT else "s.patient_pk"),
+                ("p.pk" if owner_table == "p" else "s.patient_pk"),
                 "patient_names",
                 "patient_pk",
             )
         else:
             owner, table, key_column = "s.pk", "study_names", "study_pk"
         self._add(
+            owner_table,
             f"{owner} IN (SELECT {key_column} FROM {table}"  # noqa: S608
             f" WHERE partition = {self.p} AND tag = {self.p} AND {condition[0]})",
             self.query.partition,

@@ -10,12 +10,13 @@ is stable: rows come in insertion order (primary key), which never changes for a
 from __future__ import annotations
 
 import heapq
+import itertools
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from hounsfield.adapters.index.sql.compile import LEVEL_ALIASES, compile_prefilter
+from hounsfield.adapters.index.sql.compile import compile_prefilter
 from hounsfield.adapters.index.sql.rows import (
     decode_bulk,
     decode_pixel,
@@ -30,32 +31,40 @@ from hounsfield.domain.model import DicomJson, Level
 from hounsfield.domain.query import Query
 from hounsfield.ports.index import Event, QueryPage, RemoteAE, Stats, StoredInstance
 
-_FROM: dict[Level, tuple[str, str]] = {
-    Level.PATIENT: (
-        "SELECT p.pk, p.attrs, p.num_studies, p.num_series, p.num_instances FROM patients p",
-        "p",
-    ),
-    Level.STUDY: (
-        "SELECT s.pk, p.pk, p.attrs, s.attrs, s.study_uid, s.num_series, s.num_instances,"
-        " s.modalities, s.sop_classes"
-        " FROM studies s JOIN patients p ON p.pk = s.patient_pk",
-        "s",
-    ),
+_JOINS: dict[Level, str] = {
+    Level.PATIENT: "patients p",
+    Level.STUDY: "studies s JOIN patients p ON p.pk = s.patient_pk",
     Level.SERIES: (
-        "SELECT se.pk, p.pk, p.attrs, s.pk, s.attrs, se.attrs, s.study_uid, se.series_uid,"
-        " se.num_instances"
-        " FROM series se JOIN studies s ON s.pk = se.study_pk"
-        " JOIN patients p ON p.pk = s.patient_pk",
-        "se",
+        "series se JOIN studies s ON s.pk = se.study_pk JOIN patients p ON p.pk = s.patient_pk"
     ),
     Level.IMAGE: (
-        "SELECT i.pk, p.pk, p.attrs, s.pk, s.attrs, se.pk, se.attrs, i.attrs, s.study_uid,"
-        " se.series_uid, i.sop_uid, i.sop_class_uid"
-        " FROM instances i JOIN series se ON se.pk = i.series_pk"
-        " JOIN studies s ON s.pk = se.study_pk JOIN patients p ON p.pk = s.patient_pk",
-        "i",
+        "instances i JOIN series se ON se.pk = i.series_pk"
+        " JOIN studies s ON s.pk = se.study_pk JOIN patients p ON p.pk = s.patient_pk"
     ),
 }
+_COLUMNS: dict[Level, str] = {
+    Level.PATIENT: "p.pk, p.attrs, p.num_studies, p.num_series, p.num_instances",
+    Level.STUDY: (
+        "s.pk, p.pk, p.attrs, s.attrs, s.study_uid, s.num_series, s.num_instances,"
+        " s.modalities, s.sop_classes"
+    ),
+    Level.SERIES: (
+        "se.pk, p.pk, p.attrs, s.pk, s.attrs, se.attrs, s.study_uid, se.series_uid,"
+        " se.num_instances"
+    ),
+    Level.IMAGE: (
+        "i.pk, p.pk, p.attrs, s.pk, s.attrs, se.pk, se.attrs, i.attrs, s.study_uid,"
+        " se.series_uid, i.sop_uid, i.sop_class_uid"
+    ),
+}
+_BASE: dict[Level, str] = {
+    Level.PATIENT: "p",
+    Level.STUDY: "s",
+    Level.SERIES: "se",
+    Level.IMAGE: "i",
+}
+#: Rows fetched per round trip once candidates are known (and never more than needed + 1).
+_FETCH = 128
 
 _Row = tuple[Any, ...]
 
@@ -91,72 +100,125 @@ class _Decoder:
         )
 
 
-def _scoped(query: Query) -> tuple[list[str], list[object]]:
-    """Partition conditions on every joined table: rows of another partition cannot appear
-    (DESIGN.md key idea 6) and parent indexes that start with the partition stay usable."""
-    clauses = [f"{alias}.partition = ?" for alias in LEVEL_ALIASES[query.level]]
-    params: list[object] = [query.partition] * len(clauses)
-    if query.level is Level.IMAGE:
-        clauses.append("i.state = 'committed'")
-    return clauses, params
+_TABLES = {"p": "patients", "s": "studies", "se": "series", "i": "instances"}
+#: How a level's table reaches a parent: (base, parent) -> join; patients through studies.
+_PARENT_JOINS = {
+    ("i", "se"): "JOIN series se ON se.pk = i.series_pk",
+    ("i", "s"): "JOIN studies s ON s.pk = i.study_pk",
+    ("se", "s"): "JOIN studies s ON s.pk = se.study_pk",
+    ("i", "p"): "JOIN patients p ON p.pk = s.patient_pk",
+    ("se", "p"): "JOIN patients p ON p.pk = s.patient_pk",
+    ("s", "p"): "JOIN patients p ON p.pk = s.patient_pk",
+}
 
 
-def _merge_unique(streams: Sequence[Iterator[_Row]]) -> Iterator[_Row]:
-    """Merge key-ordered streams, dropping rows seen in an earlier stream."""
-    if len(streams) == 1:
-        yield from streams[0]
-        return
+def _candidate_from(
+    level: Level, tables: set[str], partition: str
+) -> tuple[str, list[str], list[object]]:
+    """FROM clause joining only the tables conditions refer to, and the partition scope.
+
+    Every joined table is scoped to the partition (DESIGN.md key idea 6: no statement can
+    see another partition's rows), which also keeps indexes that start with it usable.
+    """
+    base = _BASE[level]
+    needed = set(tables)
+    if "p" in needed and base != "p":
+        needed.add("s")  # patients are reached through studies
+    needed.discard(base)
+    parts = [f"{_TABLES[base]} {base}"]
+    parts += [_PARENT_JOINS[(base, alias)] for alias in ("se", "s", "p") if alias in needed]
+    joined = [base, *(alias for alias in ("se", "s", "p") if alias in needed)]
+    scope = [f"{alias}.partition = ?" for alias in joined]
+    params: list[object] = [partition] * len(scope)
+    if level is Level.IMAGE:
+        scope.append("i.state = 'committed'")
+    return " ".join(parts), scope, params
+
+
+def _merge_unique(streams: Sequence[Iterator[tuple[int]]]) -> Iterator[int]:
+    """Merge key-ordered streams of primary keys, dropping keys already seen."""
     last: int | None = None
-    for row in heapq.merge(*streams, key=lambda r: int(r[0])):
-        if row[0] != last:
-            last = row[0]
-            yield row
+    merged = streams[0] if len(streams) == 1 else heapq.merge(*streams)
+    for (pk,) in merged:
+        if pk != last:
+            last = pk
+            yield pk
+
+
+def candidate_statements(query: Query) -> list[tuple[str, list[object]]]:
+    """The SQL of the candidate streams: the compiled pre-filter, then one stream per table
+    whose irregular rows must be reconsidered. Each yields primary keys in order, so sorting
+    (when an index other than the primary key drives the search) moves keys, not documents."""
+    base = _BASE[query.level]
+    prefilter = compile_prefilter(query)
+    joins, scope, scope_params = _candidate_from(
+        query.level, set(prefilter.tables), query.partition
+    )
+    where = " AND ".join(scope + prefilter.clauses)
+    order = prefilter.order or f"{base}.pk"
+    statements = [
+        (
+            f"SELECT {order} FROM {joins} {' '.join(prefilter.joins)}"  # noqa: S608
+            f" WHERE {where} ORDER BY {order}",
+            [*prefilter.join_params, *scope_params, *prefilter.params],
+        )
+    ]
+    for alias in sorted(prefilter.irregular):
+        joins, scope, scope_params = _candidate_from(query.level, {alias}, query.partition)
+        statements.append(
+            (
+                f"SELECT {base}.pk FROM {joins} WHERE {' AND '.join(scope)}"  # noqa: S608
+                f" AND {alias}.irregular = 1 ORDER BY {base}.pk",
+                scope_params,
+            )
+        )
+    return statements
+
+
+def _fetch(conn: sqlite3.Connection, query: Query, pks: list[int]) -> list[_Row]:
+    """The rows of candidate keys, in the order of `pks`."""
+    base = _BASE[query.level]
+    marks = ", ".join("?" * len(pks))
+    found = {
+        int(r[0]): r
+        for r in conn.execute(
+            f"SELECT {_COLUMNS[query.level]} FROM {_JOINS[query.level]}"  # noqa: S608
+            f" WHERE {base}.partition = ? AND {base}.pk IN ({marks})",
+            [query.partition, *pks],
+        )
+    }
+    return [found[pk] for pk in pks if pk in found]
 
 
 def run_query(conn: sqlite3.Connection, query: Query) -> QueryPage:
     """Matches of `query`, `offset` and `limit` applied after confirmation."""
-    select, base = _FROM[query.level]
-    scope, scope_params = _scoped(query)
-    prefilter = compile_prefilter(query)
-    where = " AND ".join(scope + prefilter.clauses)
-    streams = [
-        conn.execute(
-            f"{select} WHERE {where} ORDER BY {base}.pk",
-            [*scope_params, *prefilter.params],
-        )
-    ]
-    for alias in sorted(prefilter.irregular):
-        streams.append(
-            conn.execute(
-                f"{select} WHERE {' AND '.join(scope)} AND {alias}.irregular = 1"
-                f" ORDER BY {base}.pk",
-                scope_params,
-            )
-        )
+    streams = [conn.execute(sql, params) for sql, params in candidate_statements(query)]
     try:
-        return _confirm(query, _merge_unique(streams))
+        return _confirm(conn, query, _merge_unique(streams))
     finally:
         for cursor in streams:
             cursor.close()
 
 
-def _confirm(query: Query, candidates: Iterator[_Row]) -> QueryPage:
+def _confirm(conn: sqlite3.Connection, query: Query, candidates: Iterator[int]) -> QueryPage:
     decoder = _Decoder()
     wanted = None if query.limit is None else query.offset + query.limit
     rows: list[DicomJson] = []
     seen = 0
-    more = False
-    for raw in candidates:
-        row = decoder.row(query.level, raw)
-        if not matches(query.keys, row, fuzzy=query.fuzzy):
-            continue
-        if wanted is not None and seen >= wanted:
-            more = True
-            break
-        if seen >= query.offset:
-            rows.append(row)
-        seen += 1
-    return QueryPage(rows=rows, more=more)
+    while True:
+        size = _FETCH if wanted is None else max(1, min(_FETCH, wanted - seen + 1))
+        pks = list(itertools.islice(candidates, size))
+        if not pks:
+            return QueryPage(rows=rows, more=False)
+        for raw in _fetch(conn, query, pks):
+            row = decoder.row(query.level, raw)
+            if not matches(query.keys, row, fuzzy=query.fuzzy):
+                continue
+            if wanted is not None and seen >= wanted:
+                return QueryPage(rows=rows, more=True)
+            if seen >= query.offset:
+                rows.append(row)
+            seen += 1
 
 
 _INSTANCE_COLUMNS = (

@@ -4,6 +4,8 @@
 -- Each level row keeps its attributes as a DICOM JSON blob (`attrs`, PS3.18 F.2) plus the
 -- indexed columns that let SQL pre-filter queries (see adapters/index/sql/columns.py).
 -- Counts, ModalitiesInStudy and SOPClassesInStudy are maintained on commit and delete.
+-- Indexes on parent keys also hold the partition, so that scoped candidate searches are
+-- answered from the index alone (covering) without reading the rows.
 
 CREATE TABLE patients (
     pk            INTEGER PRIMARY KEY,
@@ -53,7 +55,7 @@ CREATE TABLE studies (
     attrs             BLOB    NOT NULL,
     UNIQUE (partition, study_uid)
 );
-CREATE INDEX studies_patient ON studies (patient_pk);
+CREATE INDEX studies_patient ON studies (patient_pk, partition);
 CREATE INDEX studies_date ON studies (partition, study_date);
 CREATE INDEX studies_accession ON studies (partition, accession_number);
 CREATE INDEX studies_study_id ON studies (partition, study_id);
@@ -95,7 +97,7 @@ CREATE TABLE series (
     attrs              BLOB    NOT NULL,
     UNIQUE (partition, series_uid)
 );
-CREATE INDEX series_study ON series (study_pk);
+CREATE INDEX series_study ON series (study_pk, partition);
 CREATE INDEX series_modality ON series (partition, modality);
 CREATE INDEX series_updated ON series (partition, updated_at);
 CREATE INDEX series_irregular ON series (partition) WHERE irregular = 1;
@@ -126,7 +128,7 @@ CREATE TABLE instances (
     attrs               BLOB,              -- instance-level DICOM JSON
     UNIQUE (partition, sop_uid)
 );
-CREATE INDEX instances_series ON instances (series_pk, instance_number);
+CREATE INDEX instances_series ON instances (series_pk, partition, state);
 CREATE INDEX instances_study ON instances (study_pk);
 CREATE INDEX instances_pending ON instances (created_at) WHERE state = 'pending';
 
