@@ -63,6 +63,7 @@ from hounsfield.frontends.dimse.pdu import (
 )
 from hounsfield.frontends.dimse.sender import MessageSender
 from hounsfield.frontends.dimse.store import StoreReceiver, check_request
+from hounsfield.services.staging import StagedFile, StagingArea
 
 if TYPE_CHECKING:
     from hounsfield.frontends.dimse.server import ServerContext
@@ -185,19 +186,35 @@ class DimseAssociation(OperationsMixin):
                 await self._established()
         except PduError as exc:
             log.info("aborting association from %s: %s", self.calling_ae or self.peer, exc)
-            self._write_abort(AbortSource.SERVICE_PROVIDER, exc.reason)
+            await self._abort(exc.reason)
         except (asyncio.IncompleteReadError, ConnectionError):
             if self.established and not self._closing and not self._timed_out:
                 log.info("association from %s lost its connection", self.calling_ae or self.peer)
         except Exception:
             log.exception("association from %s failed", self.calling_ae or self.peer)
-            self._write_abort(AbortSource.SERVICE_PROVIDER, AbortReason.NOT_SPECIFIED)
+            await self._abort(AbortReason.NOT_SPECIFIED)
         finally:
             await self._teardown()
 
-    async def _teardown(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
+    async def _abort(self, reason: AbortReason) -> None:
+        """AA-1/AA-8: stop the work in progress, send A-ABORT, then Sta13 until the peer
+        closes or ARTIM expires. Closing at once would reset the connection while the peer
+        still sends, and the peer would never read the A-ABORT."""
+        await self._stop_work()
+        self._write_abort(AbortSource.SERVICE_PROVIDER, reason)
+        await self._await_close()
+
+    async def _await_close(self) -> None:
+        """Sta13: discard whatever arrives until the peer closes or ARTIM expires."""
+        self._closing = True
+        self._set_timeout(self.server.options.acse_timeout)
+        try:
+            while await self.reader.read(65536):
+                pass  # AA-6/AA-7: PDUs received now are ignored
+        except (ConnectionError, OSError):
+            pass
+
+    async def _stop_work(self) -> None:
         if self._store is not None:
             self._store.discard()
             self._store = None
@@ -208,9 +225,13 @@ class DimseAssociation(OperationsMixin):
                 await self._dispatcher
         while not self._queue.empty():
             _, job = self._queue.get_nowait()
-            discard = getattr(job, "discard", None)
-            if callable(discard):
-                discard()
+            if isinstance(job, StagedFile):
+                StagingArea.discard(job)
+
+    async def _teardown(self) -> None:
+        await self._stop_work()
+        if self._timer is not None:
+            self._timer.cancel()
         self._close()
         with contextlib.suppress(ConnectionError, OSError):
             await self.writer.wait_closed()
@@ -245,6 +266,7 @@ class DimseAssociation(OperationsMixin):
             )
             self.writer.write(encode_reject(rejection.result, rejection.source, rejection.reason))
             await self.writer.drain()
+            await self._await_close()  # AE-8: Sta13 until the requestor closes
             return False
         acceptance = negotiation.negotiate_contexts(request, self.server.registry.supports)
         self.partition = await self.server.partition_of(request.calling_ae)
@@ -305,14 +327,8 @@ class DimseAssociation(OperationsMixin):
             await asyncio.sleep(0)
         self.writer.write(encode_release_rp())
         await self.writer.drain()
-        self._closing = True
         self._busy = False
-        self._set_timeout(self.server.options.acse_timeout)  # ARTIM, Sta13
-        try:
-            while await self.reader.read(65536):
-                pass  # AA-6/AA-7: whatever arrives now is ignored
-        except (ConnectionError, OSError):
-            pass
+        await self._await_close()  # AR-4: Sta13 until the requestor closes
 
     # -- message assembly ------------------------------------------------------------------
 
