@@ -189,6 +189,23 @@ def test_concurrent_puts_of_one_key_keep_exactly_one(
 # Delete ---------------------------------------------------------------------------------------
 
 
+def test_make_durable_after_non_durable_puts(
+    store: BlobStore, stage: Callable[[bytes], Path]
+) -> None:
+    """A batch put with durable=False and then synced at once reads back unchanged."""
+    keys = [f"p/study/series/{i}.dcm" for i in range(5)]
+    for i, key in enumerate(keys):
+        store.put_file(key, stage(bytes([i]) * 1000), durable=False)
+    store.make_durable(keys)
+    for i, key in enumerate(keys):
+        assert store.get_range(key, 0, 1000) == bytes([i]) * 1000
+
+
+def test_make_durable_of_a_missing_key_fails(store: BlobStore) -> None:
+    with pytest.raises(FileNotFoundError):
+        store.make_durable(["nothing/here.dcm"])
+
+
 def test_delete(store: BlobStore, stage: Callable[[bytes], Path]) -> None:
     put(store, stage, KEY, DATA)
     put(store, stage, "default/other.dcm", b"x")

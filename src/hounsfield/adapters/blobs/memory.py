@@ -25,7 +25,10 @@ class MemoryBlobStore:
             self._blobs[key] = data
 
     def make_durable(self, keys: Sequence[str]) -> None:
-        """Nothing to do: memory is as durable as it gets."""
+        """Nothing to sync (memory is as durable as it gets), but a missing key is an error, as
+        in every store: the caller believes it wrote it."""
+        for key in keys:
+            self._get(key)
 
     def _get(self, key: str) -> bytes:
         with self._lock:
