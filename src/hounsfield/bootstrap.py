@@ -15,19 +15,23 @@ from urllib.parse import unquote, urlparse
 
 from hounsfield.adapters.blobs.file import FileBlobStore
 from hounsfield.adapters.blobs.memory import MemoryBlobStore
+from hounsfield.adapters.dimse_client import PynetdicomNetwork
 from hounsfield.adapters.index.sqlite.store import SqliteIndex
 from hounsfield.config import ConfigError, Settings, load_settings
 from hounsfield.frontends.asgi import HttpApp, HttpOptions
 from hounsfield.frontends.dicomweb.context import DicomWebOptions
 from hounsfield.frontends.dimse.api import HandlerRegistry
+from hounsfield.frontends.dimse.qr import register_query_retrieve
 from hounsfield.frontends.dimse.server import DimseOptions, DimseServer, default_registry
 from hounsfield.ports.blobs import BlobStore
 from hounsfield.ports.index import IndexStore
 from hounsfield.services.admin import AdminService
 from hounsfield.services.container import Services
+from hounsfield.services.dicom_send import DicomSendService
 from hounsfield.services.ingest import DuplicatePolicy, IngestService
 from hounsfield.services.integrity import IntegrityService
 from hounsfield.services.lifecycle import LifecycleService
+from hounsfield.services.qr import QueryRetrieveService
 from hounsfield.services.query import QueryService
 from hounsfield.services.retrieve import RetrieveService
 from hounsfield.services.staging import StagingArea
@@ -103,8 +107,22 @@ def open_archive(settings: Settings) -> Archive:
         admin=AdminService(index),
         integrity=IntegrityService(index, blobs),
         staging=staging,
+        qr=QueryRetrieveService(index, ae_title=settings.ae_title),
+        dicom_send=DicomSendService(
+            open_dicom_network(settings), blobs, calling_ae=settings.ae_title
+        ),
     )
     return Archive(settings, index, blobs, services)
+
+
+def open_dicom_network(settings: Settings) -> PynetdicomNetwork:
+    """The DIMSE client (Storage, Verification, Query/Retrieve SCU) with the dimse_* timeouts."""
+    return PynetdicomNetwork(
+        acse_timeout=float(settings.dimse_acse_timeout),
+        dimse_timeout=float(settings.dimse_timeout),
+        network_timeout=float(settings.dimse_idle_timeout),
+        max_pdu=settings.dimse_max_pdu,
+    )
 
 
 def build_http_app(archive: Archive) -> HttpApp:
@@ -147,7 +165,9 @@ def dimse_options(settings: Settings) -> DimseOptions:
 def dimse_registry() -> HandlerRegistry:
     """Every DIMSE service handler: C-ECHO here; the query/retrieve, worklist and storage
     commitment handlers register themselves on this registry."""
-    return default_registry()
+    registry = default_registry()
+    register_query_retrieve(registry)
+    return registry
 
 
 def build_dimse_server(archive: Archive, registry: HandlerRegistry | None = None) -> DimseServer:

@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hounsfield.services.admin import AdminService
+from hounsfield.services.dicom_send import DicomSendService
 from hounsfield.services.ingest import IngestService
 from hounsfield.services.integrity import IntegrityService
 from hounsfield.services.lifecycle import LifecycleService
+from hounsfield.services.qr import QueryRetrieveService
 from hounsfield.services.query import QueryService
 from hounsfield.services.retrieve import RetrieveService
 from hounsfield.services.staging import StagingArea
@@ -22,3 +24,6 @@ class Services:
     admin: AdminService
     integrity: IntegrityService
     staging: StagingArea
+    #: DIMSE Query/Retrieve (C-FIND answers, C-MOVE/C-GET plans) and the Storage SCU.
+    qr: QueryRetrieveService | None = None
+    dicom_send: DicomSendService | None = None
