@@ -28,6 +28,7 @@ BOUNDARY = "hounsfield-bench-boundary-7f3a9c"
 CT_KIND = 1
 QUERY_KIND = 2
 WARMUP_KIND = 3
+CT_ROUND_KINDS = (CT_KIND, 4, 5, 6, 7)  # one CT data set per STOW round (single digits)
 STOW_CONTENT_TYPE = f'multipart/related; type="application/dicom"; boundary={BOUNDARY}'
 
 SOP_CLASSES = {

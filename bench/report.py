@@ -200,19 +200,21 @@ def markdown(report: Report, chart: str | None) -> str:
         )
     if chart:
         lines += ["", f"![speed-up over Orthanc]({chart})"]
-    lines += _profile_lines(report.details.get("profile"))
+    lines += _profile_lines(report.details.get("profile"), "default sizes")
+    lines += _profile_lines(report.details.get("profile_scale"), "QIDO at scale")
     lines += ["", "Problems seen while measuring (wrong or failed answers):", ""]
     lines += [f"- {p}" for p in report.problems] or ["- none"]
     return "\n".join(lines) + "\n"
 
 
-def _profile_lines(summary: dict[str, Any] | None, top: int = 6) -> list[str]:
+def _profile_lines(summary: dict[str, Any] | None, title: str, top: int = 6) -> list[str]:
     """The py-spy summary (run.py --profile) as short lists per scenario."""
     if not summary:
         return []
     lines = [
         "",
-        "Hounsfield profile (py-spy, separate pass; share of the scenario's busy samples):",
+        f"Hounsfield profile, {title} (py-spy on a separate, unmeasured server; share of the"
+        " scenario's busy samples in the function itself):",
         "",
     ]
     for scenario in ("stow", "metadata", "qido"):
@@ -263,6 +265,7 @@ def chart(report: Report, path: Path) -> bool:
         if r.target and r.target.min_ratio:
             ax.plot([r.target.min_ratio], [i], marker="|", markersize=18, color="black")
         ax.text(ratios[i], i, f" {ratios[i]:.1f}×", va="center", fontsize=8)
+    ax.set_xlim(min(0.5, min(ratios) / 2), max(ratios) * 4)
     ax.invert_yaxis()
     ax.set_xlabel("speed-up over Orthanc (log scale; | = DESIGN.md target)")
     ax.set_title(f"Hounsfield vs Orthanc, {report.started_at} UTC")
