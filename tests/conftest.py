@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -58,7 +59,14 @@ class RunningServer:
         return f"{self.url}/dicom-web"
 
 
-def start_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> RunningServer:
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def start_server(
+    data_dir: Path, extra_env: dict[str, str] | None = None, *, via_make: bool = False
+) -> RunningServer:
+    """Start the archive on free ports: `python -m hounsfield.cli serve`, or with `via_make`
+    the README's `make run` (which must honour the same HOUNSFIELD_* variables)."""
     port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("HOUNSFIELD_")},
@@ -70,11 +78,14 @@ def start_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> Run
     dimse_port = int(env["HOUNSFIELD_DIMSE_PORT"])
     ae_title = env.get("HOUNSFIELD_AE_TITLE", "HOUNSFIELD")
     log = (data_dir.parent / f"server-{port}.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "hounsfield.cli", "serve"], env=env, stdout=log, stderr=log
+    command = (
+        [shutil.which("make") or "make", "-s", "-C", str(ROOT), "run"]
+        if via_make
+        else [sys.executable, "-m", "hounsfield.cli", "serve"]
     )
+    process = subprocess.Popen(command, env=env, stdout=log, stderr=log, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if process.poll() is not None:
             log.close()
@@ -86,18 +97,19 @@ def start_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> Run
         except httpx.TransportError:
             pass
         time.sleep(0.1)
-    process.kill()
+    os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     log.close()
-    raise RuntimeError("server did not become ready within 30 s")
+    raise RuntimeError("server did not become ready within 120 s")
 
 
 def stop_server(server: RunningServer) -> None:
-    server.process.terminate()
+    """Stop the server and everything it started (make, workers): its process group."""
+    os.killpg(server.process.pid, signal.SIGTERM)
     try:
         server.process.wait(timeout=10)
     except subprocess.TimeoutExpired:
-        server.process.kill()
+        os.killpg(server.process.pid, signal.SIGKILL)
         server.process.wait()
     server.log.close()
 
@@ -105,7 +117,11 @@ def stop_server(server: RunningServer) -> None:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     data_dir = tmp_path_factory.mktemp("archive") / "data"
-    running = start_server(data_dir, {"HOUNSFIELD_CORS_ORIGINS": "https://viewer.example"})
+    # The black-box suites run against the README's quick start, `make run`, configured only
+    # through HOUNSFIELD_* variables.
+    running = start_server(
+        data_dir, {"HOUNSFIELD_CORS_ORIGINS": "https://viewer.example"}, via_make=True
+    )
     try:
         yield running
     finally:
