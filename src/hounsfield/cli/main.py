@@ -6,11 +6,15 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from hounsfield import __version__
 from hounsfield.config import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from hounsfield.domain.qrmodel import Model
 
 
 def _settings(ctx: click.Context) -> Settings:
@@ -113,3 +117,68 @@ def check(ctx: click.Context, repair: bool, quiet: bool) -> None:
 
 def main() -> None:
     cli(prog_name="hounsfield")
+
+
+_MODEL = click.option(
+    "--patient-root",
+    "patient_root",
+    is_flag=True,
+    help="Patient Root information model (default: Study Root).",
+)
+
+
+def _model(patient_root: bool) -> Model:
+    from hounsfield.domain.qrmodel import Model
+
+    return Model.PATIENT_ROOT if patient_root else Model.STUDY_ROOT
+
+
+@cli.command()
+@click.argument("target")
+@click.pass_context
+def echo(ctx: click.Context, target: str) -> None:
+    """C-ECHO a remote AE: AET@HOST:PORT, or an AE title of the remote AE registry."""
+    from hounsfield.cli.dimse import run_echo
+
+    sys.exit(run_echo(_settings(ctx), target))
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--to", "target", required=True, help="AET@HOST:PORT or a registered AE title.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.pass_context
+def send(ctx: click.Context, paths: tuple[Path, ...], target: str, quiet: bool) -> None:
+    """C-STORE DICOM files and folders (recursively) to a remote AE."""
+    from hounsfield.cli.dimse import run_send
+
+    sys.exit(run_send(_settings(ctx), list(paths), target, progress=not quiet))
+
+
+@cli.command()
+@click.option("--to", "target", required=True, help="AET@HOST:PORT or a registered AE title.")
+@click.option(
+    "-k", "keys", multiple=True, help="Keyword=value (or Keyword to return it); repeatable."
+)
+@_MODEL
+@click.pass_context
+def find(ctx: click.Context, target: str, keys: tuple[str, ...], patient_root: bool) -> None:
+    """C-FIND on a remote AE; prints one DICOM JSON object per match."""
+    from hounsfield.cli.dimse import run_find
+
+    sys.exit(run_find(_settings(ctx), target, list(keys), _model(patient_root)))
+
+
+@cli.command()
+@click.argument("study_uid")
+@click.option("--from", "source", required=True, help="AET@HOST:PORT or a registered AE title.")
+@click.option("--to", "destination", required=True, help="AE title of the move destination.")
+@_MODEL
+@click.pass_context
+def move(
+    ctx: click.Context, study_uid: str, source: str, destination: str, patient_root: bool
+) -> None:
+    """C-MOVE a study on a remote AE to a destination AE (our own AE title fetches it here)."""
+    from hounsfield.cli.dimse import run_move
+
+    sys.exit(run_move(_settings(ctx), study_uid, source, destination, _model(patient_root)))

@@ -1,0 +1,106 @@
+"""`hounsfield echo | send | find | move` against the real server and DCMTK storescp."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.builders import make_dataset, to_bytes, uid
+from tests.conftest import RunningServer, free_port, require_tool, start_server, stop_server
+
+pytestmark = pytest.mark.services
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    running = start_server(tmp_path_factory.mktemp("cli-dimse") / "data")
+    try:
+        yield running
+    finally:
+        stop_server(running)
+
+
+def hounsfield(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOUNSFIELD_")}
+    env["HOUNSFIELD_DATA_DIR"] = str(tmp_path / "client")
+    env["HOUNSFIELD_AE_TITLE"] = "CLIENT"
+    return subprocess.run(
+        [sys.executable, "-m", "hounsfield.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_echo_send_find_move(server: RunningServer, tmp_path: Path) -> None:
+    target = f"{server.ae_title}@127.0.0.1:{server.dimse_port}"
+    done = hounsfield(tmp_path, "echo", target)
+    assert done.returncode == 0, done.stderr
+    assert "0x0000" in done.stdout
+
+    study = uid()
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir(parents=True)
+    for n in range(3):
+        ds = make_dataset(study_uid=study, patient_id="CLI-1", instance_number=n)
+        (folder / "sub" / f"{n}.dcm").write_bytes(to_bytes(ds))
+    (folder / "notes.txt").write_text("not DICOM")
+    done = hounsfield(tmp_path, "send", str(folder), "--to", target, "--quiet")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "completed 3, warning 0, failed 0, skipped 1" in done.stdout
+
+    done = hounsfield(
+        tmp_path,
+        "find",
+        "--to",
+        target,
+        "-k",
+        "PatientID=CLI-1",
+        "-k",
+        "StudyInstanceUID",
+        "-k",
+        "NumberOfStudyRelatedInstances",
+    )
+    assert done.returncode == 0, done.stderr
+    [line] = done.stdout.splitlines()
+    found = json.loads(line)
+    assert found["0020000D"]["Value"] == [study]
+    assert found["00201208"]["Value"] == [3]
+
+    port = free_port()
+    out = tmp_path / "moved"
+    out.mkdir()
+    storescp = subprocess.Popen(
+        [require_tool("storescp"), "-aet", "DEST", "-od", str(out), str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        httpx.put(f"{server.url}/api/remote-aes/DEST", json={"host": "127.0.0.1", "port": port})
+        time.sleep(0.3)
+        done = hounsfield(tmp_path, "move", study, "--from", target, "--to", "DEST")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "C-MOVE status 0x0000: completed 3" in done.stdout
+        assert len(list(out.iterdir())) == 3
+        done = hounsfield(tmp_path, "move", study, "--from", target, "--to", "NOWHERE")
+        assert done.returncode == 1
+        assert "0xA801" in done.stdout
+    finally:
+        storescp.terminate()
+        storescp.wait(timeout=10)
+
+
+def test_unknown_registry_name_is_a_clear_error(tmp_path: Path) -> None:
+    done = hounsfield(tmp_path, "echo", "NOT-REGISTERED")
+    assert done.returncode != 0
+    assert "not a registered AE" in done.stderr
