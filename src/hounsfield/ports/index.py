@@ -77,6 +77,16 @@ class StoredInstance:
 
 
 @dataclass(frozen=True, slots=True)
+class InstanceKey:
+    """Where an instance sits: enough to build its URL, nothing to decode."""
+
+    partition: str
+    study_uid: str
+    series_uid: str
+    sop_uid: str
+
+
+@dataclass(frozen=True, slots=True)
 class Event:
     """An outbox event (DESIGN.md key idea 4), committed in the transaction it describes."""
 
@@ -170,8 +180,9 @@ class IndexStore(Protocol):
         study_uid: str,
         series_uid: str | None = None,
         sop_uid: str | None = None,
-    ) -> Iterator[tuple[StoredInstance, bytes]]:
-        """The prebuilt DICOM JSON document of each matching instance."""
+    ) -> Iterator[tuple[InstanceKey, bytes]]:
+        """The prebuilt DICOM JSON document of each matching instance, in the order of
+        `instances`. Only keys are decoded: this is the hot path of series metadata."""
 
     def delete(
         self,

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 from hounsfield.domain.errors import NotFoundError
 from hounsfield.ports.blobs import BlobStore
-from hounsfield.ports.index import IndexStore, StoredInstance
+from hounsfield.ports.index import IndexStore, InstanceKey, StoredInstance
 
 
 class RetrieveService:
@@ -36,7 +36,7 @@ class RetrieveService:
         study_uid: str,
         series_uid: str | None = None,
         sop_uid: str | None = None,
-    ) -> list[tuple[StoredInstance, bytes]]:
+    ) -> list[tuple[InstanceKey, bytes]]:
         documents = list(self.index.metadata(partition, study_uid, series_uid, sop_uid))
         if not documents:
             raise NotFoundError(_what(study_uid, series_uid, sop_uid))

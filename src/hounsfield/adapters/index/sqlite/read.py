@@ -14,7 +14,7 @@ import itertools
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from hounsfield.adapters.index.sql.compile import compile_prefilter
 from hounsfield.adapters.index.sql.rows import (
@@ -29,7 +29,16 @@ from hounsfield.adapters.index.sql.rows import (
 from hounsfield.domain.matching import matches
 from hounsfield.domain.model import DicomJson, Level
 from hounsfield.domain.query import Query
-from hounsfield.ports.index import Event, QueryPage, RemoteAE, Stats, StoredInstance
+from hounsfield.ports.index import (
+    Event,
+    InstanceKey,
+    QueryPage,
+    RemoteAE,
+    Stats,
+    StoredInstance,
+)
+
+T = TypeVar("T")
 
 _JOINS: dict[Level, str] = {
     Level.PATIENT: "patients p",
@@ -245,16 +254,12 @@ def stored_instance(r: _Row) -> StoredInstance:
     )
 
 
-def list_instances(
-    conn: sqlite3.Connection,
-    partition: str,
-    study_uid: str,
-    series_uid: str | None,
-    sop_uid: str | None,
-) -> list[tuple[int, StoredInstance]]:
+def _scoped_instances_sql(
+    columns: str, partition: str, study_uid: str, series_uid: str | None, sop_uid: str | None
+) -> tuple[str, list[object]]:
     """Committed instances in scope, by series then instance number (then arrival)."""
     sql = (
-        f"SELECT {_INSTANCE_COLUMNS} FROM instances i"  # noqa: S608
+        f"SELECT {columns} FROM instances i"  # noqa: S608
         " JOIN studies s ON s.pk = i.study_pk JOIN series se ON se.pk = i.series_pk"
         " WHERE s.partition = ? AND s.study_uid = ? AND i.state = 'committed'"
     )
@@ -269,7 +274,38 @@ def list_instances(
         " ORDER BY se.series_number IS NULL, se.series_number, se.pk,"
         " i.instance_number IS NULL, i.instance_number, i.pk"
     )
+    return sql, params
+
+
+def list_instances(
+    conn: sqlite3.Connection,
+    partition: str,
+    study_uid: str,
+    series_uid: str | None,
+    sop_uid: str | None,
+) -> list[tuple[int, StoredInstance]]:
+    sql, params = _scoped_instances_sql(
+        _INSTANCE_COLUMNS, partition, study_uid, series_uid, sop_uid
+    )
     return [(int(r[0]), stored_instance(r)) for r in conn.execute(sql, params)]
+
+
+def list_instance_keys(
+    conn: sqlite3.Connection,
+    partition: str,
+    study_uid: str,
+    series_uid: str | None,
+    sop_uid: str | None,
+) -> list[tuple[int, InstanceKey]]:
+    """Like `list_instances`, without decoding layouts (series metadata's hot path)."""
+    sql, params = _scoped_instances_sql(
+        "i.pk, i.partition, s.study_uid, se.series_uid, i.sop_uid",
+        partition,
+        study_uid,
+        series_uid,
+        sop_uid,
+    )
+    return [(int(r[0]), InstanceKey(r[1], r[2], r[3], r[4])) for r in conn.execute(sql, params)]
 
 
 def documents(conn: sqlite3.Connection, pks: Sequence[int]) -> dict[int, bytes]:
@@ -373,9 +409,9 @@ def level_exists(conn: sqlite3.Connection, partition: str, level: Level, uid: st
 
 def chunked(
     fetch: Callable[[Sequence[int]], dict[int, bytes]],
-    listing: Sequence[tuple[int, StoredInstance]],
+    listing: Sequence[tuple[int, T]],
     size: int,
-) -> Iterator[tuple[StoredInstance, bytes]]:
+) -> Iterator[tuple[T, bytes]]:
     """Yield listed instances with their documents, fetching `size` documents at a time."""
     for start in range(0, len(listing), size):
         part = listing[start : start + size]

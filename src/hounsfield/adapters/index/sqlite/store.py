@@ -31,6 +31,7 @@ from hounsfield.ports.index import (
     DeletedInstances,
     Event,
     IndexCapabilities,
+    InstanceKey,
     NewInstance,
     QueryPage,
     RemoteAE,
@@ -131,12 +132,12 @@ class SqliteIndex:
         study_uid: str,
         series_uid: str | None = None,
         sop_uid: str | None = None,
-    ) -> Iterator[tuple[StoredInstance, bytes]]:
+    ) -> Iterator[tuple[InstanceKey, bytes]]:
         """Lists the instances now, then fetches documents `PAGE` at a time as the iterator is
         consumed (each page in its own snapshot, from whichever thread iterates), so a large
         study is never held in memory and no transaction stays open between pages."""
         listing = self._read(
-            lambda c: read.list_instances(c, partition, study_uid, series_uid, sop_uid)
+            lambda c: read.list_instance_keys(c, partition, study_uid, series_uid, sop_uid)
         )
 
         def fetch(pks: Sequence[int]) -> dict[int, bytes]:
