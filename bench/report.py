@@ -176,6 +176,15 @@ def markdown(report: Report, chart: str | None) -> str:
         f"Python {m.get('python')}. Client and servers share the machine.",
         "",
     ]
+    busy = m.get("busy_before") or {}
+    if busy:
+        worst = max(busy.values())
+        lines += [
+            "Share of the cores busy with other work just before each scenario: "
+            + ", ".join(f"{k} {v:.0%}" for k, v in busy.items())
+            + (" — **the machine was not quiet: figures are skewed**" if worst > 0.15 else ""),
+            "",
+        ]
     for name, info in report.archives.items():
         lines.append(f"- **{name}** {info.get('version', '')}: " + "; ".join(info.get("notes", [])))
     lines += [

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import data, orthanc, profile, report, scenarios
+from bench import data, machine, orthanc, profile, report, scenarios
 from bench import fill as bulk
 from bench import hounsfield as hf
 from bench.report import Report, Row, Target
@@ -76,6 +76,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--results-dir", type=Path, help="where the JSON goes (default bench/results)")
     p.add_argument("--perf-md", type=Path, default=ROOT / "docs" / "perf.md")
     p.add_argument("--keep", action="store_true", help="keep the temporary data directories")
+    p.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0,
+        metavar="S",
+        help="wait up to S seconds for the machine to be idle before each scenario",
+    )
     return p.parse_args(argv)
 
 
@@ -111,6 +118,17 @@ class Bench:
         self.details: dict[str, Any] = {"sizes": self.sizes.__dict__}
         self.archives: dict[str, RunningArchive] = {}
         self.archive_info: dict[str, dict[str, Any]] = {}
+        self.busy: dict[str, float] = {}
+
+    def quiet(self, scenario: str) -> None:
+        """Record how busy the machine was (by others) just before a scenario."""
+        if self.args.wait_quiet:
+            busy = machine.wait_quiet(self.args.wait_quiet, say=say)
+        else:
+            busy = machine.cpu_busy(1.0)
+        self.busy[scenario] = round(busy, 2)
+        if busy > 0.15:
+            say(f"warning: the machine is {busy:.0%} busy before {scenario}: figures skewed")
 
     # -- servers -------------------------------------------------------------------------
 
@@ -458,21 +476,27 @@ def main(argv: list[str] | None = None) -> int:
     )
     t0 = time.monotonic()
     try:
+        bench.quiet("start")
         bench.start_servers()
+        bench.quiet("stow")
         bench.stow()
+        bench.quiet("metadata")
         bench.metadata()
+        bench.quiet("qido")
         bench.qido()
     finally:
         bench.stop_servers()
     if args.profile:  # before the bulk fill, whose write-back would slow every fsync
         bench.profile_pass(stamp, results_dir)
     if args.scale:
+        bench.quiet("qido_scale")
         bench.qido_at_scale(args.scale)
     if not args.keep:
         shutil.rmtree(workdir, ignore_errors=True)
     out.archives = bench.archive_info
     out.rows = bench.rows()
     out.details = {**bench.details, "wall_seconds": round(time.monotonic() - t0, 1)}
+    out.machine["busy_before"] = bench.busy
     out.problems = bench.problems.items
     out.finished_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M")
     path = report.write_json(out, results_dir, stamp)
