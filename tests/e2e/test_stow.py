@@ -134,3 +134,27 @@ def test_dicomweb_client_store(server: RunningServer) -> None:
     client = DICOMwebClient(server.dicomweb)
     result = client.store_instances([ds])
     assert result[REFERENCED_SOP_SEQUENCE].value[0].ReferencedSOPInstanceUID == ds.SOPInstanceUID
+
+
+def test_malformed_body_after_stored_batches_reports_what_was_stored(
+    server: RunningServer,
+) -> None:
+    """With more parts than one ingest batch, a body cut short still reports the committed
+    instances (202), so the client does not resend or lose track of them."""
+    sops = [uid() for _ in range(40)]
+    body, content_type = multipart([make_instance(sop_uid=s) for s in sops])
+    cut = body.rindex(b"--hounsfield-test-boundary") - 100  # inside the last part
+    response = httpx.post(
+        server.dicomweb + "/studies",
+        content=body[:cut],
+        headers={"content-type": content_type, "accept": "application/dicom+json"},
+    )
+    assert response.status_code == 202
+    payload = response.json()
+    stored = [i["00081155"]["Value"][0] for i in payload[REFERENCED_SOP_SEQUENCE]["Value"]]
+    assert stored == sops[: len(stored)]
+    assert len(stored) >= 32
+    assert payload[FAILED_SOP_SEQUENCE]["Value"][-1][FAILURE_REASON]["Value"] == [0xC000]
+    for sop in stored:
+        found = httpx.get(server.dicomweb + "/instances", params={"SOPInstanceUID": sop})
+        assert found.status_code == 200

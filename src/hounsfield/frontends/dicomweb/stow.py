@@ -160,14 +160,28 @@ async def _receive_and_store(
                         await flush()
         parser.close()
         await flush()
-    except BaseException:
+    except BaseException as exc:
         if writer is not None:
             writer.discard()
         for _, task in pending:
             outcome = await task
             if isinstance(outcome, Prepared):
                 staging.discard(outcome.staged)
-        raise
+        stored = [r for r in results if r is not None and r.outcome is not Outcome.FAILED]
+        if not (isinstance(exc, HttpError) and stored):
+            raise
+        # Earlier batches are committed and must be reported as stored (PS3.18 10.5.3: 202,
+        # "stored some of the Instances but ... failures exist for others"), not hidden behind
+        # a 400 that would make the client believe nothing was kept.
+        done = [r for r in results if r is not None]
+        done.append(
+            InstanceResult(
+                Outcome.FAILED,
+                failure=FailureReason.CANNOT_UNDERSTAND,
+                message=f"request failed after part {len(results)}: {exc.message}",
+            )
+        )
+        return done
     return [r for r in results if r is not None]
 
 
