@@ -180,6 +180,10 @@ class Router:
 
         return decorator
 
+    def templates(self) -> dict[str, frozenset[str]]:
+        """Every route template with its methods (for documentation checks)."""
+        return {template: frozenset(table) for template, table in self._index.items()}
+
     def resolve(self, method: str, path: str) -> tuple[Handler, dict[str, str]]:
         """The first route whose template and method match; 405 with Allow (RFC 9110 15.5.6)
         when only other methods match the path, 404 when nothing does."""
