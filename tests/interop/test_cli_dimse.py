@@ -104,3 +104,32 @@ def test_unknown_registry_name_is_a_clear_error(tmp_path: Path) -> None:
     done = hounsfield(tmp_path, "echo", "NOT-REGISTERED")
     assert done.returncode != 0
     assert "not a registered AE" in done.stderr
+
+
+def test_fetch_a_study_from_another_archive_into_this_one(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    """ "Fetch study S from AE Y into this archive": a C-MOVE on Y whose destination is our own
+    AE; Y's sub-operations arrive at our C-STORE SCP (PS3.4 C.4.2)."""
+    here = start_server(tmp_path / "here", {"HOUNSFIELD_AE_TITLE": "ARCHIVE_B"})
+    try:
+        study = uid()
+        folder = tmp_path / "in"
+        folder.mkdir()
+        for n in range(2):
+            ds = make_dataset(study_uid=study, patient_id="FETCH-1", instance_number=n)
+            (folder / f"{n}.dcm").write_bytes(to_bytes(ds))
+        remote = f"{server.ae_title}@127.0.0.1:{server.dimse_port}"
+        assert hounsfield(tmp_path, "send", str(folder), "--to", remote, "--quiet").returncode == 0
+        registered = httpx.put(
+            f"{server.url}/api/remote-aes/ARCHIVE_B",
+            json={"host": "127.0.0.1", "port": here.dimse_port},
+        )
+        assert registered.status_code in (200, 201)
+        done = hounsfield(tmp_path, "move", study, "--from", remote, "--to", "ARCHIVE_B")
+        assert done.returncode == 0, done.stdout + done.stderr
+        found = httpx.get(f"{here.dicomweb}/studies", params={"StudyInstanceUID": study})
+        assert found.status_code == 200
+        assert found.json()[0]["00201208"]["Value"] == [2]
+    finally:
+        stop_server(here)
