@@ -40,3 +40,56 @@ def wait_quiet(
         time.sleep(10)
         busy = cpu_busy()
     return busy
+
+
+def _stat_fields(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return []
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(p) for p in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found
+
+
+def our_ticks() -> int:
+    """CPU ticks of this process, its finished children (cutime, cstime) and its live
+    descendants: everything the bench and the servers it started have used."""
+    me = _stat_fields(os.getpid())
+    ticks = sum(int(x) for x in me[11:15]) if me else 0
+    stack = _children(os.getpid())
+    while stack:
+        pid = stack.pop()
+        fields = _stat_fields(pid)
+        if fields:
+            ticks += int(fields[11]) + int(fields[12])
+        stack += _children(pid)
+    return ticks
+
+
+class CpuMeter:
+    """How much of the cores other processes used while a scenario ran.
+
+    Total busy time comes from /proc/stat, the bench's own (with its servers) from
+    /proc/<pid>/stat; the rest is someone else's.
+    """
+
+    def __init__(self) -> None:
+        self._total0, self._idle0 = _cpu_times()
+        self._ours0 = our_ticks()
+
+    def others(self) -> float:
+        total1, idle1 = _cpu_times()
+        ours1 = our_ticks()
+        total = total1 - self._total0
+        if not total:
+            return 0.0
+        busy = total - (idle1 - self._idle0)
+        return max(0.0, (busy - (ours1 - self._ours0)) / total)

@@ -177,11 +177,12 @@ def markdown(report: Report, chart: str | None) -> str:
         "",
     ]
     busy = m.get("busy_before") or {}
-    if busy:
-        worst = max(busy.values())
+    others = m.get("others_during") or {}
+    if busy or others:
+        worst = max([*busy.values(), *others.values()])
         lines += [
-            "Share of the cores busy with other work just before each scenario: "
-            + ", ".join(f"{k} {v:.0%}" for k, v in busy.items())
+            "Share of the cores used by other processes, before / during each scenario: "
+            + ", ".join(f"{k} {busy.get(k, 0):.0%} / {others.get(k, 0):.0%}" for k in busy)
             + (" — **the machine was not quiet: figures are skewed**" if worst > 0.15 else ""),
             "",
         ]

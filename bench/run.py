@@ -19,6 +19,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -119,6 +120,16 @@ class Bench:
         self.archives: dict[str, RunningArchive] = {}
         self.archive_info: dict[str, dict[str, Any]] = {}
         self.busy: dict[str, float] = {}
+        self.others: dict[str, float] = {}
+
+    def measured(self, scenario: str, work: Callable[[], None]) -> None:
+        """Run a scenario, recording how busy the machine was before and, by others, during."""
+        self.quiet(scenario)
+        meter = machine.CpuMeter()
+        work()
+        self.others[scenario] = round(meter.others(), 2)
+        if self.others[scenario] > 0.15:
+            say(f"warning: other processes used {self.others[scenario]:.0%} of the cores")
 
     def quiet(self, scenario: str) -> None:
         """Record how busy the machine was (by others) just before a scenario."""
@@ -476,27 +487,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     t0 = time.monotonic()
     try:
-        bench.quiet("start")
         bench.start_servers()
-        bench.quiet("stow")
-        bench.stow()
-        bench.quiet("metadata")
-        bench.metadata()
-        bench.quiet("qido")
-        bench.qido()
+        bench.measured("stow", bench.stow)
+        bench.measured("metadata", bench.metadata)
+        bench.measured("qido", bench.qido)
     finally:
         bench.stop_servers()
     if args.profile:  # before the bulk fill, whose write-back would slow every fsync
         bench.profile_pass(stamp, results_dir)
     if args.scale:
-        bench.quiet("qido_scale")
-        bench.qido_at_scale(args.scale)
+        bench.measured("qido_scale", lambda: bench.qido_at_scale(args.scale))
     if not args.keep:
         shutil.rmtree(workdir, ignore_errors=True)
     out.archives = bench.archive_info
     out.rows = bench.rows()
     out.details = {**bench.details, "wall_seconds": round(time.monotonic() - t0, 1)}
     out.machine["busy_before"] = bench.busy
+    out.machine["others_during"] = bench.others
     out.problems = bench.problems.items
     out.finished_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M")
     path = report.write_json(out, results_dir, stamp)
