@@ -15,6 +15,7 @@ import pytest
 from pydicom.data import get_testdata_file
 
 from hounsfield.domain.implementation import IMPLEMENTATION_CLASS_UID
+from tests.builders import make_dataset, to_bytes, uid
 from tests.conftest import RunningServer, require_tool, start_server, stop_server
 from tests.interop.dimse_support import CORPUS, count_instances, read_part10, retrieve, unique_copy
 
@@ -122,3 +123,41 @@ def test_truncated_file_is_answered_and_the_server_keeps_serving(server: Running
         require_tool("echoscu"), "-aec", server.ae_title, "127.0.0.1", str(server.dimse_port)
     )
     assert echo.returncode == 0, (result.stderr, echo.stderr)
+
+
+def test_twenty_concurrent_associations_lose_nothing(server: RunningServer, tmp_path: Path) -> None:
+    """20 storescu processes, 10 instances each, all at once (issue 3). DCMTK rather than
+    threads of pynetdicom, whose SCU loses responses when many associations run in threads
+    of one process (pynetdicom issue #850)."""
+    tool = require_tool("storescu")
+    study = uid()
+    folders = []
+    for index in range(20):
+        folder = tmp_path / str(index)
+        folder.mkdir()
+        series = uid()
+        for n in range(10):
+            data = to_bytes(make_dataset(study_uid=study, series_uid=series, instance_number=n))
+            (folder / f"{n}.dcm").write_bytes(data)
+        folders.append(folder)
+    processes = [
+        subprocess.Popen(
+            [
+                tool,
+                "-aec",
+                server.ae_title,
+                "-aet",
+                f"SCU{index}",
+                "127.0.0.1",
+                str(server.dimse_port),
+                *map(str, sorted(folder.iterdir())),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for index, folder in enumerate(folders)
+    ]
+    outputs = [process.communicate(timeout=120)[0] for process in processes]
+    assert [p.returncode for p in processes] == [0] * 20, outputs
+    assert count_instances(server.dicomweb, StudyInstanceUID=study) == 200

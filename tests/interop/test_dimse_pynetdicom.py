@@ -3,7 +3,6 @@ failure statuses (PS3.4 B.2.3) and concurrent associations."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -160,34 +159,3 @@ def test_duplicate_is_success_and_keeps_the_first(server: RunningServer, tmp_pat
     assert store_file(server, path) == 0
     assert store_file(server, path) == 0
     assert count_instances(server.dicomweb, SOPInstanceUID=read_part10(path).SOPInstanceUID) == 1
-
-
-def test_twenty_concurrent_associations_lose_nothing(server: RunningServer) -> None:
-    study = uid()
-    per_association = 10
-    errors: list[str] = []
-
-    def worker(index: int) -> None:
-        series = uid()
-        try:
-            assoc = associate(server, [(CTImageStorage, [ExplicitVRLittleEndian])])
-            try:
-                for n in range(per_association):
-                    ds = make_dataset(study_uid=study, series_uid=series, instance_number=n)
-                    ds.file_meta = read_part10(to_bytes(ds)).file_meta
-                    status = assoc.send_c_store(ds)
-                    if int(status.Status) != 0:
-                        errors.append(f"{index}/{n}: {int(status.Status):04X}")
-            finally:
-                assoc.release()
-        except Exception as exc:  # reported below, not lost in the thread
-            errors.append(f"{index}: {exc!r}")
-
-    _config.STORE_SEND_CHUNKED_DATASET = False
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
-    assert not errors
-    assert count_instances(server.dicomweb, StudyInstanceUID=study) == 20 * per_association
