@@ -58,12 +58,39 @@ def open_index(url: str, *, durable: bool = True) -> IndexStore:
     raise ConfigError(f"unsupported index URL {url!r} (supported: sqlite:///path)")
 
 
+OBJECT_STORE_SCHEMES = ("s3://", "gs://", "az://")
+
+
 def open_blobs(url: str) -> BlobStore:
     if url.startswith("file://"):
         return FileBlobStore(_path_from_url(url, "file"))
     if url.startswith("memory://"):
         return MemoryBlobStore()
-    raise ConfigError(f"unsupported blob URL {url!r} (supported: file:///path, memory://)")
+    if url.startswith(OBJECT_STORE_SCHEMES):
+        return _open_object_blobs(url)
+    raise ConfigError(
+        f"unsupported blob URL {url!r} "
+        "(supported: file:///path, memory://, s3://bucket/prefix, gs://bucket/prefix, "
+        "az://container/prefix)"
+    )
+
+
+def _open_object_blobs(url: str) -> BlobStore:
+    """Object storage is an optional dependency (obstore): imported only when a URL asks for it,
+    and its absence is a configuration error that says what to install."""
+    try:
+        from hounsfield.adapters.blobs.objectstore import open_object_blobs
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not exc.name.startswith("obstore"):
+            raise
+        raise ConfigError(
+            f"blob URL {url!r} needs the optional object storage support: "
+            "pip install 'hounsfield[s3]' (obstore; it serves s3://, gs:// and az://)"
+        ) from None
+    try:
+        return open_object_blobs(url)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 @dataclass

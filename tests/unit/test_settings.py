@@ -206,7 +206,7 @@ def test_table_in_file_is_an_unknown_key(in_tmp: Path) -> None:
         ("duplicate_policy", "bogus"),
         ("log_level", "verbose"),
         ("index_url", "postgresql://db/hounsfield"),
-        ("blob_url", "s3://bucket/prefix"),
+        ("blob_url", "ftp://bucket/prefix"),
         ("qido_max_limit", "0"),
         ("http_workers", "0"),
         ("bulk_data_threshold", "-5"),

@@ -64,14 +64,27 @@ def run(settings: Settings) -> None:
 
 
 async def _serve_both(settings: Settings, archive: Archive, http: uvicorn.Server) -> None:
-    dimse = build_dimse_server(archive) if settings.dimse_enabled else None
-    if dimse is not None:
-        await dimse.start(settings.host, settings.dimse_port)
+    if not settings.dimse_enabled:
+        await http.serve()
+        return
+    dimse = build_dimse_server(archive)
+    await dimse.start(settings.host, settings.dimse_port)
+
+    async def close_dimse_on_exit() -> None:
+        # uvicorn notices the signal within its 0.1 s tick, then drains HTTP connections
+        # before the lifespan shutdown closes the archive: close DIMSE first, while the archive
+        # is still open, so no association is cut in the middle of an ingest.
+        while not http.should_exit:
+            await asyncio.sleep(0.05)
+        await dimse.close()
+
+    watcher = asyncio.create_task(close_dimse_on_exit())
     try:
         await http.serve()
     finally:
-        if dimse is not None:
-            await dimse.close()
+        if not watcher.done():
+            watcher.cancel()
+        await dimse.close()
 
 
 def _start_dimse_thread(settings: Settings) -> None:

@@ -172,6 +172,13 @@ class DimseAssociation(OperationsMixin):
         if not self.writer.is_closing():
             self.writer.write(encode_abort(source, reason))
 
+    def abort_for_shutdown(self) -> None:
+        """Server shutdown: A-ABORT (a local decision, source service user) and close; the
+        reader then ends on the closed transport and tears down as for any loss."""
+        if self.established and not self._closing:
+            self._write_abort(AbortSource.SERVICE_USER, AbortReason.NOT_SPECIFIED)
+        self._close()
+
     def _close(self) -> None:
         self._closing = True
         if not self.writer.is_closing():

@@ -115,7 +115,7 @@ class DimseServer:
     ) -> None:
         self.context = ServerContext(services, registry, options)
         self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: dict[asyncio.Task[None], DimseAssociation] = {}
         self._active = 0
 
     @property
@@ -141,22 +141,28 @@ class DimseServer:
         over_limit = self._active >= self.context.options.max_associations
         self._active += 1
         task = asyncio.current_task()
+        association = DimseAssociation(reader, writer, self.context, over_limit=over_limit)
         if task is not None:
-            self._tasks.add(task)
+            self._tasks[task] = association
         try:
-            await DimseAssociation(reader, writer, self.context, over_limit=over_limit).run()
+            await association.run()
         finally:
             self._active -= 1
             if task is not None:
-                self._tasks.discard(task)
+                self._tasks.pop(task, None)
 
     async def close(self) -> None:
-        """Stop listening, abort open associations, wait for their tasks."""
+        """Stop listening, abort open associations (A-ABORT, source service user: a local
+        decision, PS3.8 9.3.8), wait for their tasks. Requests in progress are not answered;
+        an instance whose ingest already ran is stored, and a resend is a duplicate."""
         if self._server is not None:
             self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
+        for association in list(self._tasks.values()):
+            association.abort_for_shutdown()
         if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            # Not task.cancel(): asyncio logs cancelled connection callbacks as errors (3.11).
+            _, pending = await asyncio.wait(list(self._tasks), timeout=5)
+            for task in pending:
+                task.cancel()
         if self._server is not None:
             await self._server.wait_closed()

@@ -1,0 +1,254 @@
+"""C-STORE ingest on one association: instances/s into a fresh Hounsfield, durable or not.
+
+    python -m bench.cstore [--count 500] [--clients raw,storescu,pynetdicom] [--durable both]
+
+Every (durability, client) pair gets a fresh server and data directory. Clients:
+
+- `raw`: a minimal blocking-socket SCU in this process (one PDU per 128 KiB fragment, waits for
+  each C-STORE-RSP): the closest to the server's own capacity, as no real SCU is faster.
+- `storescu`: DCMTK, one process for all files (reads and re-encodes each file).
+- `pynetdicom`: pynetdicom's SCU sending files as they are (its polling threads cost time).
+
+The count is checked through QIDO-RS afterwards, so a fast run that lost instances fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import httpx
+
+from bench.data import CtSeriesSpec, ct_instances
+from bench.servers import free_port, wait_ready
+
+CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
+EXPLICIT_LE = "1.2.840.10008.1.2.1"
+AE_TITLE = "HOUNSFIELD"
+
+
+@dataclass
+class Result:
+    client: str
+    durable: bool
+    count: int
+    seconds: float
+    stored: int
+
+    @property
+    def rate(self) -> float:
+        return self.count / self.seconds
+
+
+def write_files(count: int, directory: Path) -> list[Path]:
+    paths = []
+    for n, instance in enumerate(ct_instances(CtSeriesSpec(studies=1, slices=count, kind=8))):
+        path = directory / f"{n:05d}.dcm"
+        path.write_bytes(instance.data)
+        paths.append(path)
+    return paths
+
+
+def start(data_dir: Path, durable: bool) -> tuple[subprocess.Popen[bytes], str, int]:
+    http_port, dimse_port = free_port(), free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("HOUNSFIELD_")},
+        "HOUNSFIELD_DATA_DIR": str(data_dir),
+        "HOUNSFIELD_HTTP_PORT": str(http_port),
+        "HOUNSFIELD_DIMSE_PORT": str(dimse_port),
+        "HOUNSFIELD_DURABLE": "true" if durable else "false",
+        "HOUNSFIELD_LOG_LEVEL": "WARNING",
+    }
+    log_path = data_dir.parent / "server.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hounsfield.cli", "serve"],
+        env=env,
+        stdout=log_path.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{http_port}"
+    wait_ready(process, f"{url}/api/health", log_path)
+    return process, url, dimse_port
+
+
+# -- the raw client ---------------------------------------------------------------------------
+
+
+def _item(item_type: int, value: bytes) -> bytes:
+    return struct.pack(">BBH", item_type, 0, len(value)) + value
+
+
+def _associate_rq() -> bytes:
+    context = _item(0x30, CT_IMAGE.encode()) + _item(0x40, EXPLICIT_LE.encode())
+    user = _item(0x51, struct.pack(">I", 0)) + _item(0x52, b"1.2.826.0.1.3680043.8.498.77.9")
+    body = (
+        struct.pack(">HH", 1, 0)
+        + AE_TITLE.encode().ljust(16)
+        + b"BENCH".ljust(16)
+        + bytes(32)
+        + _item(0x10, b"1.2.840.10008.3.1.1.1")
+        + _item(0x20, bytes((1, 0, 0, 0)) + context)
+        + _item(0x50, user)
+    )
+    return struct.pack(">BBI", 1, 0, len(body)) + body
+
+
+def _recv_pdu(sock: socket.socket) -> tuple[int, bytes]:
+    header = sock.recv(6, socket.MSG_WAITALL)
+    pdu_type, _, length = struct.unpack(">BBI", header)
+    return pdu_type, sock.recv(length, socket.MSG_WAITALL) if length else b""
+
+
+def _pdata(control: int, fragment: bytes | memoryview) -> list[bytes | memoryview]:
+    return [
+        struct.pack(">BBIIBB", 4, 0, len(fragment) + 6, len(fragment) + 2, 1, control),
+        fragment,
+    ]
+
+
+def _store_command(message_id: int, sop_uid: str) -> bytes:
+    def element(number: int, value: bytes) -> bytes:
+        return struct.pack("<HHI", 0, number, len(value)) + value
+
+    uid = sop_uid.encode() + (b"\x00" if len(sop_uid) % 2 else b"")
+    body = b"".join(
+        (
+            element(0x0002, CT_IMAGE.encode() + b"\x00"),
+            element(0x0100, struct.pack("<H", 1)),
+            element(0x0110, struct.pack("<H", message_id)),
+            element(0x0700, struct.pack("<H", 0)),
+            element(0x0800, struct.pack("<H", 0)),
+            element(0x1000, uid),
+        )
+    )
+    return element(0x0000, struct.pack("<I", len(body))) + body
+
+
+def _dataset_of(path: Path) -> tuple[str, bytes]:
+    data = path.read_bytes()
+    (meta_length,) = struct.unpack_from("<I", data, 140)
+    meta_end = 144 + meta_length
+    # Media Storage SOP Instance UID, as the file meta holds it.
+    pos = data.index(b"\x02\x00\x03\x00UI", 132)
+    (length,) = struct.unpack_from("<H", data, pos + 6)
+    sop_uid = data[pos + 8 : pos + 8 + length].rstrip(b"\x00 ").decode()
+    return sop_uid, data[meta_end:]
+
+
+def run_raw(paths: list[Path], port: int, max_pdu: int = 131072) -> float:
+    objects = [_dataset_of(path) for path in paths]  # read before the clock starts
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    started = time.perf_counter()
+    sock.sendall(_associate_rq())
+    assert _recv_pdu(sock)[0] == 2, "association not accepted"
+    fragment = max_pdu - 6
+    for message_id, (sop_uid, dataset) in enumerate(objects, start=1):
+        parts = _pdata(3, _store_command(message_id, sop_uid))
+        view = memoryview(dataset)
+        for start_at in range(0, len(view), fragment):
+            last = start_at + fragment >= len(view)
+            parts += _pdata(2 if last else 0, view[start_at : start_at + fragment])
+        sock.sendmsg(parts)
+        pdu_type, body = _recv_pdu(sock)
+        status_at = body.find(struct.pack("<HHI", 0, 0x0900, 2))
+        status = struct.unpack_from("<H", body, status_at + 8)[0]
+        assert pdu_type == 4 and status == 0, (pdu_type, hex(status))
+    sock.sendall(struct.pack(">BBI", 5, 0, 4) + bytes(4))
+    _recv_pdu(sock)
+    elapsed = time.perf_counter() - started
+    sock.close()
+    return elapsed
+
+
+def run_storescu(paths: list[Path], port: int) -> float:
+    tool = shutil.which("storescu")
+    if tool is None:
+        raise RuntimeError("storescu (DCMTK) is not installed")
+    started = time.perf_counter()
+    subprocess.run(
+        [tool, "-aec", AE_TITLE, "-xe", "127.0.0.1", str(port), *map(str, paths)],
+        check=True,
+        capture_output=True,
+    )
+    return time.perf_counter() - started
+
+
+def run_pynetdicom(paths: list[Path], port: int) -> float:
+    from pynetdicom import AE, _config
+
+    _config.STORE_SEND_CHUNKED_DATASET = True
+    ae = AE(ae_title="BENCH")
+    ae.add_requested_context(CT_IMAGE, EXPLICIT_LE)
+    started = time.perf_counter()
+    assoc = ae.associate("127.0.0.1", port, ae_title=AE_TITLE, max_pdu=0)
+    assert assoc.is_established
+    for path in paths:
+        status = assoc.send_c_store(path)
+        assert int(status.Status) == 0
+    assoc.release()
+    return time.perf_counter() - started
+
+
+CLIENTS = {"raw": run_raw, "storescu": run_storescu, "pynetdicom": run_pynetdicom}
+
+
+def count_stored(url: str) -> int:
+    response = httpx.get(f"{url}/dicom-web/series", params={"limit": "10"}, timeout=30)
+    response.raise_for_status()
+    return sum(int(row["00201209"]["Value"][0]) for row in response.json())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=500)
+    parser.add_argument("--clients", default="raw,storescu,pynetdicom")
+    parser.add_argument("--durable", choices=["true", "false", "both"], default="both")
+    parser.add_argument("--json", type=Path, help="write the results here as JSON")
+    args = parser.parse_args()
+    durabilities = {"true": [True], "false": [False], "both": [True, False]}[args.durable]
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory(prefix="hounsfield-cstore-") as tmp:
+        files = Path(tmp) / "files"
+        files.mkdir()
+        paths = write_files(args.count, files)
+        size = sum(p.stat().st_size for p in paths) / len(paths)
+        print(f"{len(paths)} CT instances of {size / 1024:.0f} KiB")
+        for durable in durabilities:
+            for n, client in enumerate(args.clients.split(",")):
+                run_dir = Path(tmp) / f"{client}-{durable}-{n}"
+                run_dir.mkdir()
+                process, url, port = start(run_dir / "data", durable)
+                try:
+                    seconds = CLIENTS[client](paths, port)
+                    stored = count_stored(url)
+                finally:
+                    process.terminate()
+                    process.wait(timeout=30)
+                result = Result(client, durable, len(paths), seconds, stored)
+                results.append(result)
+                print(
+                    f"{client:>10}  durable={str(durable).lower():5}  "
+                    f"{result.rate:7.1f} inst/s  ({seconds:.2f} s, {stored} stored)",
+                    flush=True,
+                )
+                if stored != len(paths):
+                    raise SystemExit(f"{client}: {stored} of {len(paths)} instances stored")
+    if args.json:
+        args.json.write_text(
+            json.dumps([{**asdict(r), "rate": r.rate} for r in results], indent=2) + "\n"
+        )
+
+
+if __name__ == "__main__":
+    main()
