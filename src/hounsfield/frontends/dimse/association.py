@@ -62,25 +62,13 @@ from hounsfield.frontends.dimse.pdu import (
     read_pdu,
 )
 from hounsfield.frontends.dimse.sender import MessageSender
-from hounsfield.frontends.dimse.store import StoreReceiver, check_request
+from hounsfield.frontends.dimse.store import DiscardingReceiver, StoreReceiver, check_request
 from hounsfield.services.staging import StagedFile, StagingArea
 
 if TYPE_CHECKING:
     from hounsfield.frontends.dimse.server import ServerContext
 
 log = logging.getLogger(__name__)
-
-
-class _Sink:
-    """Swallows the data set of a C-STORE refused before it arrived."""
-
-    received = 0
-
-    def write(self, fragment: memoryview) -> None:
-        self.received += len(fragment)
-
-    def discard(self) -> None:
-        return None
 
 
 class DimseAssociation(OperationsMixin):
@@ -125,7 +113,7 @@ class DimseAssociation(OperationsMixin):
         self._command_context = 0
         self._pending: Message | None = None
         self._data_buf: bytearray | None = None
-        self._store: StoreReceiver | _Sink | None = None
+        self._store: StoreReceiver | DiscardingReceiver | None = None
         self._store_refusal: tuple[int, str] | None = None
         self._init_operations()
 
@@ -371,6 +359,8 @@ class DimseAssociation(OperationsMixin):
         except (CommandSetError, ValueError) as exc:
             raise PduError(f"invalid command set: {exc}") from exc
         self._command_buf = bytearray()
+        if command_field.is_request and command_field is not CommandField.C_CANCEL_RQ:
+            self._new_request(message)
         if not has_dataset:
             self._on_message(message)
             return
@@ -378,7 +368,7 @@ class DimseAssociation(OperationsMixin):
         if command_field is CommandField.C_STORE_RQ:
             refusal = check_request(message, negotiation.storage_sop_classes())
             if refusal is not None:
-                self._store = _Sink()
+                self._store = DiscardingReceiver()
                 self._store_refusal = (refusal.status, refusal.comment)
             else:
                 self._store = StoreReceiver(self.services.staging, message, self.calling_ae)
@@ -427,6 +417,12 @@ class DimseAssociation(OperationsMixin):
             return
         self._enqueue(message, None)
 
+    def _new_request(self, message: Message) -> None:
+        """A request reuses nothing of an earlier one with the same Message ID (PS3.7 9.3.1:
+        IDs are unique only among outstanding operations; pynetdicom sends 1 every time)."""
+        self.cancelled.discard(message.message_id)
+        self.answered.discard(message.message_id)
+
     def _enqueue(self, message: Message, job: object | None) -> None:
         self._idle.clear()
         self._busy = True
@@ -463,7 +459,6 @@ class DimseAssociation(OperationsMixin):
             )
 
     async def _process(self, message: Message, job: object | None) -> None:
-        self.cancelled.discard(message.message_id)
         if message.command_field is CommandField.C_STORE_RQ:
             await self.server.store(self, message, job)
             return

@@ -104,6 +104,19 @@ class StoreReceiver:
         self.writer.discard()
 
 
+class DiscardingReceiver:
+    """Swallows the data set of a C-STORE-RQ refused before its data set arrived (0122, A900):
+    the fragments must still be read to stay in step with the peer (PS3.7 9.3.1.1)."""
+
+    received = 0
+
+    def write(self, fragment: memoryview) -> None:
+        self.received += len(fragment)
+
+    def discard(self) -> None:
+        return None
+
+
 @dataclass(frozen=True, slots=True)
 class StoreOutcome:
     status: int
