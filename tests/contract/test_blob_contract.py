@@ -4,9 +4,10 @@ Another adapter joins by adding a factory to BLOB_STORES; a factory that needs a
 service calls `conftest.require_component` so that it skips locally and fails in CI.
 
 The object store adapter runs against S3 (moto's server on loopback) and against obstore's
-in-memory and local-file stores. No GCS or Azure emulator installs from PyPI, so `gs://` and
+in-memory and local-file stores. No usable GCS or Azure emulator installs from PyPI (Azurite is
+not there; gcp-storage-emulator answers 501 to obstore's XML API requests), so `gs://` and
 `az://` are covered by the last two: they run every line of `ObjectBlobStore` that S3 runs, and
-only the store object behind it differs (docs in README, "Scale-out: object storage").
+only the store object behind it differs (README, "Scale-out: object storage").
 """
 
 from __future__ import annotations

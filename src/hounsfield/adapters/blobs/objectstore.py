@@ -24,7 +24,11 @@ How the BlobStore port maps onto an object store:
   timeout while a slow consumer drains it.
 - Every failure surfaces as an `OSError` (missing keys as `FileNotFoundError`, refused puts as
   `FileExistsError`), which is what the services catch; transient failures are first retried by
-  obstore with exponential back-off and jitter (`RETRY`).
+  obstore with exponential back-off and jitter (`RETRY`). A conditional PUT retried after a lost
+  response comes back 412 although it stored the object: ingest then fails that one instance
+  and the object waits as an orphan for the next upload of the key or `check --repair`.
+
+The choices and their alternatives: docs/adr/0006-object-storage-blobs.md.
 """
 
 from __future__ import annotations
