@@ -17,12 +17,14 @@ from hounsfield.adapters.blobs.file import FileBlobStore
 from hounsfield.adapters.blobs.memory import MemoryBlobStore
 from hounsfield.adapters.dimse_client import PynetdicomNetwork
 from hounsfield.adapters.index.sqlite.store import SqliteIndex
+from hounsfield.adapters.worklist.sqlite import SqliteWorklistStore
 from hounsfield.config import ConfigError, Settings, load_settings
 from hounsfield.frontends.asgi import HttpApp, HttpOptions
 from hounsfield.frontends.dicomweb.context import DicomWebOptions
 from hounsfield.frontends.dimse.api import HandlerRegistry
 from hounsfield.frontends.dimse.qr import register_query_retrieve
 from hounsfield.frontends.dimse.server import DimseOptions, DimseServer, default_registry
+from hounsfield.frontends.dimse.worklist import register_worklist
 from hounsfield.ports.blobs import BlobStore
 from hounsfield.ports.index import IndexStore
 from hounsfield.services.admin import AdminService
@@ -35,6 +37,7 @@ from hounsfield.services.qr import QueryRetrieveService
 from hounsfield.services.query import QueryService
 from hounsfield.services.retrieve import RetrieveService
 from hounsfield.services.staging import StagingArea
+from hounsfield.services.worklist import WorklistService
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +107,8 @@ class Archive:
 
     def close(self) -> None:
         self.index.close()
+        if self.services.worklist is not None:
+            self.services.worklist.store.close()
 
     def sweep(self) -> int:
         return self.services.ingest.sweep(
@@ -138,6 +143,7 @@ def open_archive(settings: Settings) -> Archive:
         dicom_send=DicomSendService(
             open_dicom_network(settings), blobs, calling_ae=settings.ae_title
         ),
+        worklist=WorklistService(SqliteWorklistStore(settings.data_dir / "worklist.db")),
     )
     return Archive(settings, index, blobs, services)
 
@@ -194,6 +200,7 @@ def dimse_registry() -> HandlerRegistry:
     commitment handlers register themselves on this registry."""
     registry = default_registry()
     register_query_retrieve(registry)
+    register_worklist(registry)
     return registry
 
 

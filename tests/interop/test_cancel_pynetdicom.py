@@ -20,7 +20,7 @@ from tests.builders import make_instance, multipart, uid
 from tests.conftest import RunningServer, start_server, stop_server
 
 pytestmark = pytest.mark.services
-COUNT = 400
+COUNT = 1500
 
 
 @pytest.fixture(scope="module")
@@ -28,12 +28,12 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningS
     server = start_server(tmp_path_factory.mktemp("cancel") / "data")
     try:
         study, series = uid(), uid()
-        for start in range(0, COUNT, 100):
+        for start in range(0, COUNT, 250):
             parts = [
                 make_instance(
                     study_uid=study, series_uid=series, instance_number=n, rows=2, columns=2
                 )
-                for n in range(start, start + 100)
+                for n in range(start, start + 250)
             ]
             body, content_type = multipart(parts)
             response = httpx.post(
@@ -67,8 +67,11 @@ def test_find_cancelled_after_the_first_match(archive: tuple[RunningServer, str,
     query.StudyInstanceUID = study
     query.SeriesInstanceUID = series
     query.SOPInstanceUID = ""
-    statuses = []
+    statuses: list[int] = []
     try:
+        # Cancel once the first match arrived. (A C-CANCEL-RQ sent right behind the request
+        # can reach the server before it starts processing the request, and the server core
+        # then forgets it: it clears the flag when processing starts.)
         for status, _ in assoc.send_c_find(query, StudyRootQueryRetrieveInformationModelFind):
             statuses.append(int(status.Status))
             if len(statuses) == 1:

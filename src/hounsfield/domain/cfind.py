@@ -353,6 +353,28 @@ def _encodable(identifier: DicomJson, charset: tuple[str, ...]) -> bool:
     return True
 
 
+def echo_keys(
+    entity: DicomJson, requested: Iterable[RequestedKey], character_set: tuple[str, ...]
+) -> DicomJson:
+    """The requested keys with the entity's values, zero length where it has none
+    (PS3.4 C.4.1.1.3.2, K.6.1.1.3), and the Specific Character Set they need (see
+    `response_identifier`). Shared by the Query/Retrieve and Worklist C-FIND responses."""
+    out: DicomJson = {}
+    for wanted in requested:
+        if wanted.tag == RETRIEVE_AE_TITLE:
+            continue
+        if wanted.tag == INSTANCE_AVAILABILITY:
+            out[wanted.tag] = {"vr": "CS", "Value": ["ONLINE"]}  # PS3.3 C.4.23.1.1: on line
+            continue
+        out[wanted.tag] = _select(entity.get(wanted.tag), wanted)
+    if _encodable(out, character_set):
+        if character_set:
+            out[SPECIFIC_CHARACTER_SET] = {"vr": "CS", "Value": list(character_set)}
+    else:
+        out[SPECIFIC_CHARACTER_SET] = {"vr": "CS", "Value": [_UTF8]}
+    return out
+
+
 def response_identifier(row: DicomJson, request: FindRequest, *, retrieve_ae: str) -> DicomJson:
     """The identifier of one pending response (PS3.4 C.4.1.1.3.2) for a matched entity.
 
@@ -360,19 +382,7 @@ def response_identifier(row: DicomJson, request: FindRequest, *, retrieve_ae: st
     and can read it), else ISO_IR 192 (UTF-8, which holds every stored value); absent when
     the request had none and every value is ASCII (the default repertoire).
     """
-    out: DicomJson = {}
-    for wanted in request.requested:
-        if wanted.tag == RETRIEVE_AE_TITLE:
-            continue
-        if wanted.tag == INSTANCE_AVAILABILITY:
-            out[wanted.tag] = {"vr": "CS", "Value": ["ONLINE"]}  # PS3.3 C.4.23.1.1: on line
-            continue
-        out[wanted.tag] = _select(row.get(wanted.tag), wanted)
+    out = echo_keys(row, request.requested, request.character_set)
     out[QUERY_RETRIEVE_LEVEL] = {"vr": "CS", "Value": [request.level.value]}
     out[RETRIEVE_AE_TITLE] = {"vr": "AE", "Value": [retrieve_ae]}
-    if _encodable(out, request.character_set):
-        if request.character_set:
-            out[SPECIFIC_CHARACTER_SET] = {"vr": "CS", "Value": list(request.character_set)}
-    else:
-        out[SPECIFIC_CHARACTER_SET] = {"vr": "CS", "Value": [_UTF8]}
     return dict(sorted(out.items()))

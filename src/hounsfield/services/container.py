@@ -13,6 +13,7 @@ from hounsfield.services.qr import QueryRetrieveService
 from hounsfield.services.query import QueryService
 from hounsfield.services.retrieve import RetrieveService
 from hounsfield.services.staging import StagingArea
+from hounsfield.services.worklist import WorklistService
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,3 +28,5 @@ class Services:
     #: DIMSE Query/Retrieve (C-FIND answers, C-MOVE/C-GET plans) and the Storage SCU.
     qr: QueryRetrieveService | None = None
     dicom_send: DicomSendService | None = None
+    #: Modality worklist items (admin API) for the Modality Worklist C-FIND SCP.
+    worklist: WorklistService | None = None

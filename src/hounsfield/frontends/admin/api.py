@@ -11,6 +11,7 @@ import orjson
 from hounsfield import __version__
 from hounsfield.domain.identifiers import is_valid_partition
 from hounsfield.frontends.admin.openapi import openapi_document
+from hounsfield.frontends.admin.worklist import add_worklist_routes
 from hounsfield.frontends.http.core import HttpError, Request, Response, Router, json_response
 from hounsfield.ports.index import RemoteAE
 from hounsfield.services.container import Services
@@ -86,6 +87,8 @@ def add_admin_routes(router: Router, services: Services, is_ready: Any) -> None:
         if not await asyncio.to_thread(admin.delete_remote_ae, aet):
             raise HttpError(404, f"no remote AE {aet!r}")
         return Response(204)
+
+    add_worklist_routes(router, services)
 
     @router.route("/api/stats", "GET")
     async def stats(request: Request) -> Response:

@@ -24,6 +24,23 @@ def openapi_document(version: str) -> dict[str, Any]:
         "schema": {"type": "string", "minLength": 1, "maxLength": 16},
     }
     remote_ae = {"$ref": "#/components/schemas/RemoteAE"}
+    item_param = {
+        "name": "item",
+        "in": "path",
+        "required": True,
+        "description": "worklist item id (1-64 of A-Z a-z 0-9 . _ -)",
+        "schema": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"},
+    }
+    partition_param = {
+        "name": "partition",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string", "default": "default"},
+    }
+    dataset = {
+        "type": "object",
+        "description": "DICOM JSON (PS3.18 F.2) with ScheduledProcedureStepSequence",
+    }
     return {
         "openapi": "3.1.0",
         "info": {
@@ -73,6 +90,42 @@ def openapi_document(version: str) -> dict[str, Any]:
                 "delete": {
                     "summary": "Remove a remote AE",
                     "responses": {"204": {"description": "removed"}, "404": _error("unknown AE")},
+                },
+            },
+            "/api/worklist": {
+                "parameters": [partition_param],
+                "get": {
+                    "summary": "List modality worklist items of a partition",
+                    "responses": {
+                        "200": _json(
+                            {"type": "array", "items": {"type": "object"}},
+                            "items as {id, dataset}",
+                        ),
+                        "400": _error("invalid partition"),
+                    },
+                },
+            },
+            "/api/worklist/{item}": {
+                "parameters": [item_param, partition_param],
+                "get": {
+                    "summary": "One worklist item (DICOM JSON)",
+                    "responses": {"200": _json(dataset, "found"), "404": _error("unknown item")},
+                },
+                "put": {
+                    "summary": "Create or replace a worklist item (PS3.4 Table K.6-1 attributes)",
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": dataset}},
+                    },
+                    "responses": {
+                        "200": _json(dataset, "replaced"),
+                        "201": _json(dataset, "created"),
+                        "400": _error("invalid item id, body or partition"),
+                    },
+                },
+                "delete": {
+                    "summary": "Remove a worklist item",
+                    "responses": {"204": {"description": "removed"}, "404": _error("unknown item")},
                 },
             },
             "/api/stats": {

@@ -77,7 +77,7 @@ def _model(message: Message) -> Model:
     return found[0]
 
 
-def _error_extra(error: QueryRetrieveError) -> dict[str, CommandValue]:
+def error_extra(error: QueryRetrieveError) -> dict[str, CommandValue]:
     """Error Comment (0000,0902) and Offending Element (0000,0901), PS3.7 C.4.1.1."""
     extra: dict[str, CommandValue] = {"ErrorComment": error.comment}
     if error.offending:
@@ -103,7 +103,7 @@ async def handle_find(assoc: Association, message: Message) -> None:
         identifier = decode_identifier(message.dataset or b"", message.transfer_syntax)
         request = parse_find(identifier, _model(message), partition=assoc.partition)
     except QueryRetrieveError as exc:
-        await assoc.send_response(message, exc.status, command_extra=_error_extra(exc))
+        await assoc.send_response(message, exc.status, command_extra=error_extra(exc))
         return
     results = qr.find(request)
     try:
@@ -174,7 +174,7 @@ async def _plan(
         identifier = decode_identifier(message.dataset or b"", message.transfer_syntax)
         request = parse_retrieve(identifier, _model(message))
     except QueryRetrieveError as exc:
-        await assoc.send_response(message, exc.status, command_extra=_error_extra(exc))
+        await assoc.send_response(message, exc.status, command_extra=error_extra(exc))
         return None
     try:
         instances = await asyncio.to_thread(qr.plan, request, assoc.partition)

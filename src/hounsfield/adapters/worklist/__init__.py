@@ -1,0 +1,1 @@
+"""Worklist store adapters."""
