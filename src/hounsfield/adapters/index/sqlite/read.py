@@ -1,33 +1,27 @@
 """The read path: queries confirmed by the reference matcher, and retrieval listings.
 
-A query runs the compiled pre-filter (`sql.compile`) ordered by the level's primary key, plus
-one stream per table whose irregular rows must be reconsidered (`sql.columns`), merges the
-streams in key order and keeps the rows that `domain.matching.matches` accepts. Results are
-therefore exactly the reference matcher's (PS3.4 C.2.2.2) whatever the SQL does, and paging
-is stable: rows come in insertion order (primary key), which never changes for a row.
+Queries are the SQL shared with PostgreSQL (`sql.query`, ADR 0005): a compiled pre-filter
+whose candidates `domain.matching.matches` confirms, so results are exactly the reference
+matcher's (PS3.4 C.2.2.2) and paging is stable in primary key order. SQLite cursors stream
+lazily, so the candidate streams are read without paging.
 """
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from hounsfield.adapters.index.sql.compile import compile_prefilter
-from hounsfield.adapters.index.sql.rows import (
-    decode_bulk,
-    decode_pixel,
-    instance_row,
-    loads,
-    patient_row,
-    series_row,
-    study_row,
+from hounsfield.adapters.index.sql.query import (
+    Row,
+    candidate_statements,
+    confirm,
+    fetch_statement,
+    merge_unique,
 )
-from hounsfield.domain.matching import matches
-from hounsfield.domain.model import DicomJson, Level
+from hounsfield.adapters.index.sql.rows import decode_bulk, decode_pixel, loads
+from hounsfield.domain.model import Level
 from hounsfield.domain.query import Query
 from hounsfield.ports.index import (
     Event,
@@ -40,194 +34,21 @@ from hounsfield.ports.index import (
 
 T = TypeVar("T")
 
-_JOINS: dict[Level, str] = {
-    Level.PATIENT: "patients p",
-    Level.STUDY: "studies s JOIN patients p ON p.pk = s.patient_pk",
-    Level.SERIES: (
-        "series se JOIN studies s ON s.pk = se.study_pk JOIN patients p ON p.pk = s.patient_pk"
-    ),
-    Level.IMAGE: (
-        "instances i JOIN series se ON se.pk = i.series_pk"
-        " JOIN studies s ON s.pk = se.study_pk JOIN patients p ON p.pk = s.patient_pk"
-    ),
-}
-_COLUMNS: dict[Level, str] = {
-    Level.PATIENT: "p.pk, p.attrs, p.num_studies, p.num_series, p.num_instances",
-    Level.STUDY: (
-        "s.pk, p.pk, p.attrs, s.attrs, s.study_uid, s.num_series, s.num_instances,"
-        " s.modalities, s.sop_classes"
-    ),
-    Level.SERIES: (
-        "se.pk, p.pk, p.attrs, s.pk, s.attrs, se.attrs, s.study_uid, se.series_uid,"
-        " se.num_instances"
-    ),
-    Level.IMAGE: (
-        "i.pk, p.pk, p.attrs, s.pk, s.attrs, se.pk, se.attrs, i.attrs, s.study_uid,"
-        " se.series_uid, i.sop_uid, i.sop_class_uid"
-    ),
-}
-_BASE: dict[Level, str] = {
-    Level.PATIENT: "p",
-    Level.STUDY: "s",
-    Level.SERIES: "se",
-    Level.IMAGE: "i",
-}
-#: Rows fetched per round trip once candidates are known (and never more than needed + 1).
-_FETCH = 128
-
-_Row = tuple[Any, ...]
-
-
-class _Decoder:
-    """Builds row JSON, decoding each parent's attributes once per query (an instance query
-    returns many rows of the same series). Rows share parent elements: treat as read-only."""
-
-    def __init__(self) -> None:
-        self._cache: dict[tuple[str, int], DicomJson] = {}
-
-    def attrs(self, alias: str, pk: int, blob: bytes) -> DicomJson:
-        key = (alias, pk)
-        found = self._cache.get(key)
-        if found is None:
-            found = loads(blob)
-            self._cache[key] = found
-        return found
-
-    def row(self, level: Level, r: _Row) -> DicomJson:
-        if level is Level.PATIENT:
-            return patient_row(loads(r[1]), r[2], r[3], r[4])
-        if level is Level.STUDY:
-            patient = self.attrs("p", r[1], r[2])
-            return study_row(patient, loads(r[3]), r[4], r[5], r[6], loads(r[7]), loads(r[8]))
-        if level is Level.SERIES:
-            patient, study = self.attrs("p", r[1], r[2]), self.attrs("s", r[3], r[4])
-            return series_row(patient, study, loads(r[5]), r[6], r[7], r[8])
-        patient, study = self.attrs("p", r[1], r[2]), self.attrs("s", r[3], r[4])
-        series = self.attrs("se", r[5], r[6])
-        return instance_row(
-            patient, study, series, loads(r[7] or b"{}"), (r[8], r[9], r[10], r[11])
-        )
-
-
-_TABLES = {"p": "patients", "s": "studies", "se": "series", "i": "instances"}
-#: How a level's table reaches a parent: (base, parent) -> join; patients through studies.
-_PARENT_JOINS = {
-    ("i", "se"): "JOIN series se ON se.pk = i.series_pk",
-    ("i", "s"): "JOIN studies s ON s.pk = i.study_pk",
-    ("se", "s"): "JOIN studies s ON s.pk = se.study_pk",
-    ("i", "p"): "JOIN patients p ON p.pk = s.patient_pk",
-    ("se", "p"): "JOIN patients p ON p.pk = s.patient_pk",
-    ("s", "p"): "JOIN patients p ON p.pk = s.patient_pk",
-}
-
-
-def _candidate_from(
-    level: Level, tables: set[str], partition: str
-) -> tuple[str, list[str], list[object]]:
-    """FROM clause joining only the tables conditions refer to, and the partition scope.
-
-    Every joined table is scoped to the partition (DESIGN.md key idea 6: no statement can
-    see another partition's rows), which also keeps indexes that start with it usable.
-    """
-    base = _BASE[level]
-    needed = set(tables)
-    if "p" in needed and base != "p":
-        needed.add("s")  # patients are reached through studies
-    needed.discard(base)
-    parts = [f"{_TABLES[base]} {base}"]
-    parts += [_PARENT_JOINS[(base, alias)] for alias in ("se", "s", "p") if alias in needed]
-    joined = [base, *(alias for alias in ("se", "s", "p") if alias in needed)]
-    scope = [f"{alias}.partition = ?" for alias in joined]
-    params: list[object] = [partition] * len(scope)
-    if level is Level.IMAGE:
-        scope.append("i.state = 'committed'")
-    return " ".join(parts), scope, params
-
-
-def _merge_unique(streams: Sequence[Iterator[tuple[int]]]) -> Iterator[int]:
-    """Merge key-ordered streams of primary keys, dropping keys already seen."""
-    last: int | None = None
-    merged = streams[0] if len(streams) == 1 else heapq.merge(*streams)
-    for (pk,) in merged:
-        if pk != last:
-            last = pk
-            yield pk
-
-
-def candidate_statements(query: Query) -> list[tuple[str, list[object]]]:
-    """The SQL of the candidate streams: the compiled pre-filter, then one stream per table
-    whose irregular rows must be reconsidered. Each yields primary keys in order, so sorting
-    (when an index other than the primary key drives the search) moves keys, not documents."""
-    base = _BASE[query.level]
-    prefilter = compile_prefilter(query)
-    joins, scope, scope_params = _candidate_from(
-        query.level, set(prefilter.tables), query.partition
-    )
-    where = " AND ".join(scope + prefilter.clauses)
-    order = prefilter.order or f"{base}.pk"
-    statements = [
-        (
-            f"SELECT {order} FROM {joins} {' '.join(prefilter.joins)}"  # noqa: S608
-            f" WHERE {where} ORDER BY {order}",
-            [*prefilter.join_params, *scope_params, *prefilter.params],
-        )
-    ]
-    for alias in sorted(prefilter.irregular):
-        joins, scope, scope_params = _candidate_from(query.level, {alias}, query.partition)
-        statements.append(
-            (
-                f"SELECT {base}.pk FROM {joins} WHERE {' AND '.join(scope)}"  # noqa: S608
-                f" AND {alias}.irregular = 1 ORDER BY {base}.pk",
-                scope_params,
-            )
-        )
-    return statements
-
-
-def _fetch(conn: sqlite3.Connection, query: Query, pks: list[int]) -> list[_Row]:
-    """The rows of candidate keys, in the order of `pks`."""
-    base = _BASE[query.level]
-    marks = ", ".join("?" * len(pks))
-    found = {
-        int(r[0]): r
-        for r in conn.execute(
-            f"SELECT {_COLUMNS[query.level]} FROM {_JOINS[query.level]}"  # noqa: S608
-            f" WHERE {base}.partition = ? AND {base}.pk IN ({marks})",
-            [query.partition, *pks],
-        )
-    }
-    return [found[pk] for pk in pks if pk in found]
-
 
 def run_query(conn: sqlite3.Connection, query: Query) -> QueryPage:
-    """Matches of `query`, `offset` and `limit` applied after confirmation."""
+    """Matches of `query`, `offset` and `limit` applied after confirmation (`sql.query`)."""
     streams = [conn.execute(sql, params) for sql, params in candidate_statements(query)]
+
+    def fetch(pks: list[int]) -> list[Row]:
+        return conn.execute(
+            fetch_statement(query.level, len(pks)), [query.partition, *pks]
+        ).fetchall()
+
     try:
-        return _confirm(conn, query, _merge_unique(streams))
+        return confirm(query, merge_unique(streams), fetch)
     finally:
         for cursor in streams:
             cursor.close()
-
-
-def _confirm(conn: sqlite3.Connection, query: Query, candidates: Iterator[int]) -> QueryPage:
-    decoder = _Decoder()
-    wanted = None if query.limit is None else query.offset + query.limit
-    rows: list[DicomJson] = []
-    seen = 0
-    while True:
-        size = _FETCH if wanted is None else max(1, min(_FETCH, wanted - seen + 1))
-        pks = list(itertools.islice(candidates, size))
-        if not pks:
-            return QueryPage(rows=rows, more=False)
-        for raw in _fetch(conn, query, pks):
-            row = decoder.row(query.level, raw)
-            if not matches(query.keys, row, fuzzy=query.fuzzy):
-                continue
-            if wanted is not None and seen >= wanted:
-                return QueryPage(rows=rows, more=True)
-            if seen >= query.offset:
-                rows.append(row)
-            seen += 1
 
 
 _INSTANCE_COLUMNS = (
@@ -237,7 +58,7 @@ _INSTANCE_COLUMNS = (
 )
 
 
-def stored_instance(r: _Row) -> StoredInstance:
+def stored_instance(r: Row) -> StoredInstance:
     return StoredInstance(
         partition=r[1],
         study_uid=r[2],
@@ -354,7 +175,7 @@ def events_since(conn: sqlite3.Connection, seq: int, limit: int) -> list[Event]:
     ]
 
 
-def _remote_ae(r: _Row) -> RemoteAE:
+def _remote_ae(r: Row) -> RemoteAE:
     return RemoteAE(
         aet=r[0], host=r[1], port=int(r[2]), partition=r[3], tls=bool(r[4]), description=r[5]
     )

@@ -1,0 +1,211 @@
+"""`PostgresIndex`: the scale-out index (`postgresql://user@host:port/db`), an `IndexStore`.
+
+The same behaviour as `SqliteIndex` (the contract suite is the specification) on a server
+that several archive replicas share (DESIGN.md key ideas 7 and 8, issue 5). Differences are
+in how, not what: writes of concurrent callers run in parallel transactions instead of a
+group commit (PostgreSQL's WAL already groups their flushes), every batch costs a fixed
+number of statements (`write`), and contention is retried as a unit of work (`connection`).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from functools import partial
+from typing import TypeVar
+
+from hounsfield.adapters.index.postgres import read, remove, write
+from hounsfield.adapters.index.postgres.connection import open_pool, run_read, run_transaction
+from hounsfield.adapters.index.postgres.migrate import migrate as run_migrations
+from hounsfield.adapters.index.postgres.write import Conn, utc
+from hounsfield.domain.model import Level
+from hounsfield.domain.query import Query
+from hounsfield.ports.index import (
+    BeginOutcome,
+    DeletedInstances,
+    Event,
+    IndexCapabilities,
+    InstanceKey,
+    NewInstance,
+    QueryPage,
+    RemoteAE,
+    Stats,
+    StoredInstance,
+)
+
+T = TypeVar("T")
+
+#: Instances per round trip when streaming metadata or every instance.
+PAGE = 256
+
+
+class PostgresIndex:
+    """The index in a PostgreSQL database (optionally in one schema of it). Thread-safe:
+    each call borrows a pooled connection for the duration of its transaction."""
+
+    #: Writers run concurrently, in this process and in other replicas.
+    capabilities = IndexCapabilities(
+        fuzzy_names=True, sequence_matching=True, concurrent_writers=True
+    )
+
+    def __init__(
+        self,
+        conninfo: str,
+        *,
+        schema: str | None = None,
+        durable: bool = True,
+        min_connections: int = 1,
+        max_connections: int = 8,
+    ) -> None:
+        self.schema = schema
+        self._pool = open_pool(
+            conninfo,
+            schema=schema,
+            durable=durable,
+            min_size=min_connections,
+            max_size=max_connections,
+        )
+        self._closed = False
+        self._close_lock = threading.Lock()
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def migrate(self) -> None:
+        with self._pool.connection() as conn:
+            run_migrations(conn, self.schema)
+
+    def close(self) -> None:
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._pool.close()
+
+    def _write(self, work: Callable[[Conn], T]) -> T:
+        return run_transaction(self._pool, work)
+
+    def _read(self, work: Callable[[Conn], T], *, snapshot: bool = False) -> T:
+        return run_read(self._pool, work, snapshot=snapshot)
+
+    # -- ingest --------------------------------------------------------------------------
+
+    def begin(self, instances: Sequence[NewInstance]) -> list[BeginOutcome]:
+        items = list(instances)
+        if not items:
+            return []
+        return self._write(lambda c: write.begin_instances(c, items, datetime.now(UTC)))
+
+    def commit(self, instances: Sequence[NewInstance], events: Sequence[Event]) -> None:
+        items, evs = list(instances), list(events)
+        self._write(lambda c: write.commit_instances(c, items, evs, datetime.now(UTC)))
+
+    def abort(self, partition: str, sop_uids: Sequence[str]) -> None:
+        uids = list(sop_uids)
+        self._write(lambda c: remove.abort_instances(c, partition, uids))
+
+    def sweep_pending(self, older_than: datetime) -> list[str]:
+        cutoff = utc(older_than)
+        return self._write(lambda c: remove.sweep_pending(c, cutoff))
+
+    # -- queries and retrieval -----------------------------------------------------------
+
+    def query(self, query: Query) -> QueryPage:
+        return self._read(lambda c: read.run_query(c, query), snapshot=True)
+
+    def instances(
+        self,
+        partition: str,
+        study_uid: str,
+        series_uid: str | None = None,
+        sop_uid: str | None = None,
+    ) -> list[StoredInstance]:
+        listing = self._read(
+            lambda c: read.list_instances(c, partition, study_uid, series_uid, sop_uid)
+        )
+        return [inst for _, inst in listing]
+
+    def metadata(
+        self,
+        partition: str,
+        study_uid: str,
+        series_uid: str | None = None,
+        sop_uid: str | None = None,
+    ) -> Iterator[tuple[InstanceKey, bytes]]:
+        """Lists the instances now, then fetches documents `PAGE` at a time as the iterator is
+        consumed, so a large study is never held in memory and no connection stays borrowed
+        between pages."""
+        listing = self._read(
+            lambda c: read.list_instance_keys(c, partition, study_uid, series_uid, sop_uid)
+        )
+        for start in range(0, len(listing), PAGE):
+            part = listing[start : start + PAGE]
+            found = self._read(partial(read.documents, pks=[pk for pk, _ in part]))
+            for pk, key in part:
+                document = found.get(pk)
+                if document is not None:  # deleted since the listing
+                    yield key, document
+
+    def all_instances(self, partition: str | None = None) -> Iterator[StoredInstance]:
+        after = 0
+        while True:
+            page = self._read(
+                partial(read.instances_after, partition=partition, after_pk=after, limit=PAGE * 4)
+            )
+            for _, inst in page:
+                yield inst
+            if len(page) < PAGE * 4:
+                return
+            after = page[-1][0]
+
+    def level_exists(self, partition: str, level: Level, uid: str) -> bool:
+        return self._read(lambda c: read.level_exists(c, partition, level, uid))
+
+    # -- deletion ------------------------------------------------------------------------
+
+    def delete(
+        self,
+        partition: str,
+        study_uid: str,
+        series_uid: str | None = None,
+        sop_uid: str | None = None,
+        events: Sequence[Event] = (),
+    ) -> DeletedInstances:
+        scope = (study_uid, series_uid, sop_uid)
+        evs = list(events)
+        return self._write(
+            lambda c: remove.delete_instances(c, partition, scope, evs, datetime.now(UTC))
+        )
+
+    # -- outbox, remote AEs, statistics --------------------------------------------------
+
+    def events_since(self, seq: int, limit: int) -> list[Event]:
+        return self._read(lambda c: read.events_since(c, seq, limit))
+
+    def put_remote_ae(self, ae: RemoteAE) -> bool:
+        def put(conn: Conn) -> bool:
+            row = conn.execute(
+                "INSERT INTO remote_aes AS r (aet, host, port, partition, tls, description)"
+                " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (aet) DO UPDATE SET"
+                " host = EXCLUDED.host, port = EXCLUDED.port, partition = EXCLUDED.partition,"
+                " tls = EXCLUDED.tls, description = EXCLUDED.description"
+                " RETURNING (xmax = 0)",  # xmax is 0 for a row this statement inserted
+                (ae.aet, ae.host, ae.port, ae.partition, ae.tls, ae.description),
+            ).fetchone()
+            return bool(row is not None and row[0])
+
+        return self._write(put)
+
+    def get_remote_ae(self, aet: str) -> RemoteAE | None:
+        return self._read(lambda c: read.get_remote_ae(c, aet))
+
+    def list_remote_aes(self) -> list[RemoteAE]:
+        return self._read(read.list_remote_aes)
+
+    def delete_remote_ae(self, aet: str) -> bool:
+        return self._write(
+            lambda c: c.execute("DELETE FROM remote_aes WHERE aet = %s", (aet,)).rowcount > 0
+        )
+
+    def stats(self) -> list[Stats]:
+        return self._read(read.stats)
