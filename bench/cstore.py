@@ -1,11 +1,12 @@
 """C-STORE ingest on one association: instances/s into a fresh Hounsfield, durable or not.
 
-    python -m bench.cstore [--count 500] [--clients raw,storescu,pynetdicom] [--durable both]
+    python -m bench.cstore [--count 500] [--clients raw,raw4,storescu,pynetdicom] [--durable both]
 
 Every (durability, client) pair gets a fresh server and data directory. Clients:
 
 - `raw`: a minimal blocking-socket SCU in this process (one PDU per 128 KiB fragment, waits for
   each C-STORE-RSP): the closest to the server's own capacity, as no real SCU is faster.
+  `raw4`: the same on four associations at once, each with a quarter of the files.
 - `storescu`: DCMTK, one process for all files (reads and re-encodes each file).
 - `pynetdicom`: pynetdicom's SCU sending files as they are (its polling threads cost time).
 
@@ -23,6 +24,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -145,11 +147,34 @@ def _dataset_of(path: Path) -> tuple[str, bytes]:
     return sop_uid, data[meta_end:]
 
 
-def run_raw(paths: list[Path], port: int, max_pdu: int = 131072) -> float:
+def run_raw(paths: list[Path], port: int, associations: int = 1) -> float:
+    """`associations` threads, each with its own association and its share of the files
+    (blocking socket calls release the GIL, so the threads do not serialise)."""
     objects = [_dataset_of(path) for path in paths]  # read before the clock starts
+    shares = [objects[i::associations] for i in range(associations)]
+    errors: list[BaseException] = []
+
+    def one(share: list[tuple[str, bytes]]) -> None:
+        try:
+            _raw_association(share, port)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one, args=(share,)) for share in shares]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    if errors:
+        raise errors[0]
+    return elapsed
+
+
+def _raw_association(objects: list[tuple[str, bytes]], port: int, max_pdu: int = 131072) -> None:
     sock = socket.create_connection(("127.0.0.1", port))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    started = time.perf_counter()
     sock.sendall(_associate_rq())
     assert _recv_pdu(sock)[0] == 2, "association not accepted"
     fragment = max_pdu - 6
@@ -166,9 +191,7 @@ def run_raw(paths: list[Path], port: int, max_pdu: int = 131072) -> float:
         assert pdu_type == 4 and status == 0, (pdu_type, hex(status))
     sock.sendall(struct.pack(">BBI", 5, 0, 4) + bytes(4))
     _recv_pdu(sock)
-    elapsed = time.perf_counter() - started
     sock.close()
-    return elapsed
 
 
 def run_storescu(paths: list[Path], port: int) -> float:
@@ -200,7 +223,12 @@ def run_pynetdicom(paths: list[Path], port: int) -> float:
     return time.perf_counter() - started
 
 
-CLIENTS = {"raw": run_raw, "storescu": run_storescu, "pynetdicom": run_pynetdicom}
+CLIENTS = {
+    "raw": run_raw,
+    "raw4": lambda paths, port: run_raw(paths, port, associations=4),
+    "storescu": run_storescu,
+    "pynetdicom": run_pynetdicom,
+}
 
 
 def count_stored(url: str) -> int:
@@ -212,7 +240,7 @@ def count_stored(url: str) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=500)
-    parser.add_argument("--clients", default="raw,storescu,pynetdicom")
+    parser.add_argument("--clients", default="raw,raw4,storescu,pynetdicom")
     parser.add_argument("--durable", choices=["true", "false", "both"], default="both")
     parser.add_argument("--json", type=Path, help="write the results here as JSON")
     args = parser.parse_args()
