@@ -27,6 +27,7 @@ from tests.interop.dimse_support import (
     dataset_part,
     drain_until_closed,
     pdata,
+    read_part10,
     read_pdu,
 )
 
@@ -50,16 +51,10 @@ def baseline(server: RunningServer) -> str:
     ae = AE(ae_title="BASELINE")
     ae.add_requested_context(CTImageStorage, ExplicitVRLittleEndian)
     assoc = ae.associate("127.0.0.1", server.dimse_port, ae_title=server.ae_title)
-    ds.file_meta = _meta(ds)
+    ds.file_meta = read_part10(to_bytes(ds)).file_meta
     assert int(assoc.send_c_store(ds).Status) == 0
     assoc.release()
     return str(ds.SOPInstanceUID)
-
-
-def _meta(ds: object) -> object:
-    from tests.interop.dimse_support import read_part10
-
-    return read_part10(to_bytes(ds)).file_meta  # type: ignore[arg-type]
 
 
 def assert_healthy(server: RunningServer, baseline: str) -> None:
