@@ -58,7 +58,36 @@ def open_index(url: str, *, durable: bool = True) -> IndexStore:
         index = SqliteIndex(path, durable=durable)
         index.migrate()
         return index
-    raise ConfigError(f"unsupported index URL {url!r} (supported: sqlite:///path)")
+    if url.startswith(POSTGRES_SCHEMES):
+        return _open_postgres(url, durable=durable)
+    raise ConfigError(
+        f"unsupported index URL {url!r} (supported: sqlite:///path, postgresql://host/db)"
+    )
+
+
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def _open_postgres(url: str, *, durable: bool) -> IndexStore:
+    """The PostgreSQL index, migrated: migrations are safe to run from every replica at
+    start-up (an advisory lock serialises them). psycopg is an optional dependency
+    (DESIGN.md key idea 7): without it, say which extra to install."""
+    try:
+        from hounsfield.adapters.index.postgres import PostgresIndex
+    except ImportError as exc:
+        if exc.name not in ("psycopg", "psycopg_pool"):
+            raise
+        raise ConfigError(
+            "a postgresql:// index URL needs the PostgreSQL driver (psycopg 3): "
+            "pip install 'hounsfield[postgresql]'"
+        ) from exc
+    index = PostgresIndex.from_url(url, durable=durable)
+    try:
+        index.migrate()
+    except BaseException:
+        index.close()
+        raise
+    return index
 
 
 OBJECT_STORE_SCHEMES = ("s3://", "gs://", "az://")

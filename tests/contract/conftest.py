@@ -150,12 +150,15 @@ class PostgresSchemas:
             else:
                 conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
-    def drop_all(self) -> None:
+    def drop(self, *schemas: str) -> None:
         import psycopg
 
         with psycopg.connect(self.url, autocommit=True) as conn:
-            for schema in self.all:
+            for schema in schemas:
                 conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+    def drop_all(self) -> None:
+        self.drop(*self.all)
 
 
 @pytest.fixture(scope="session")

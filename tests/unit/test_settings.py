@@ -205,7 +205,7 @@ def test_table_in_file_is_an_unknown_key(in_tmp: Path) -> None:
         ("ae_title", "TAB\tAE"),
         ("duplicate_policy", "bogus"),
         ("log_level", "verbose"),
-        ("index_url", "postgresql://db/hounsfield"),
+        ("index_url", "mysql://db/hounsfield"),
         ("blob_url", "ftp://bucket/prefix"),
         ("qido_max_limit", "0"),
         ("http_workers", "0"),

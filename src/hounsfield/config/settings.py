@@ -22,6 +22,7 @@ _NOT_SETTINGS = {"HOUNSFIELD_CONFIG", "HOUNSFIELD_REQUIRE_SERVICES"}
 _DUPLICATE_POLICIES = ("keep-first", "reject")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 # s3/gs/az need the optional obstore package; bootstrap says which extra when it is missing.
+_INDEX_SCHEMES = ("sqlite://", "postgresql://", "postgres://")
 _BLOB_SCHEMES = ("file://", "memory://", "s3://", "gs://", "az://")
 
 
@@ -155,7 +156,7 @@ def _validate(values: dict[str, Any]) -> None:
     ):
         if values[key] < 0:
             raise ConfigError(f"setting {key!r}: must not be negative, got {values[key]}")
-    for key, schemes in (("index_url", ("sqlite://",)), ("blob_url", _BLOB_SCHEMES)):
+    for key, schemes in (("index_url", _INDEX_SCHEMES), ("blob_url", _BLOB_SCHEMES)):
         if not values[key].startswith(schemes):
             raise ConfigError(
                 f"setting {key!r}: {values[key]!r} has an unsupported scheme "

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from typing import TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from hounsfield.adapters.index.postgres import read, remove, write
 from hounsfield.adapters.index.postgres.connection import open_pool, run_read, run_transaction
@@ -38,6 +39,8 @@ T = TypeVar("T")
 
 #: Instances per round trip when streaming metadata or every instance.
 PAGE = 256
+#: URL query parameters read by the adapter rather than libpq.
+_OURS = frozenset({"schema", "pool_min", "pool_max"})
 
 
 class PostgresIndex:
@@ -68,6 +71,32 @@ class PostgresIndex:
         )
         self._closed = False
         self._close_lock = threading.Lock()
+
+    @classmethod
+    def from_url(cls, url: str, *, durable: bool = True) -> PostgresIndex:
+        """Open `postgresql://user:password@host:port/db?schema=...&pool_max=...`.
+
+        `schema` (the archive's tables live there, created if missing; default: the
+        user's search path), `pool_min` and `pool_max` (connections per process, default
+        1 and 8) are ours; every other parameter (sslmode, connect_timeout...) goes to
+        libpq as it is. `postgres://` is accepted too, as libpq does.
+        """
+        parts = urlsplit(url)
+        ours: dict[str, str] = {}
+        theirs: list[tuple[str, str]] = []
+        for name, value in parse_qsl(parts.query, keep_blank_values=True):
+            if name in _OURS:
+                ours[name] = value
+            else:
+                theirs.append((name, value))
+        conninfo = urlunsplit(parts._replace(scheme="postgresql", query=urlencode(theirs)))
+        return cls(
+            conninfo,
+            schema=ours.get("schema") or None,
+            durable=durable,
+            min_connections=int(ours.get("pool_min", 1)),
+            max_connections=int(ours.get("pool_max", 8)),
+        )
 
     # -- lifecycle -----------------------------------------------------------------------
 
