@@ -22,12 +22,14 @@ from hounsfield.config import ConfigError, Settings, load_settings
 from hounsfield.frontends.asgi import HttpApp, HttpOptions
 from hounsfield.frontends.dicomweb.context import DicomWebOptions
 from hounsfield.frontends.dimse.api import HandlerRegistry
+from hounsfield.frontends.dimse.commitment import register_commitment
 from hounsfield.frontends.dimse.qr import register_query_retrieve
 from hounsfield.frontends.dimse.server import DimseOptions, DimseServer, default_registry
 from hounsfield.frontends.dimse.worklist import register_worklist
 from hounsfield.ports.blobs import BlobStore
 from hounsfield.ports.index import IndexStore
 from hounsfield.services.admin import AdminService
+from hounsfield.services.commitment import CommitmentService
 from hounsfield.services.container import Services
 from hounsfield.services.dicom_send import DicomSendService
 from hounsfield.services.ingest import DuplicatePolicy, IngestService
@@ -173,6 +175,7 @@ def open_archive(settings: Settings) -> Archive:
             open_dicom_network(settings), blobs, calling_ae=settings.ae_title
         ),
         worklist=WorklistService(SqliteWorklistStore(settings.data_dir / "worklist.db")),
+        commitment=CommitmentService(index, blobs),
     )
     return Archive(settings, index, blobs, services)
 
@@ -230,6 +233,7 @@ def dimse_registry() -> HandlerRegistry:
     registry = default_registry()
     register_query_retrieve(registry)
     register_worklist(registry)
+    register_commitment(registry)
     return registry
 
 

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from pydicom.dataset import Dataset
-from pynetdicom import AE, _config
+from pynetdicom import AE, _config, build_role
 from pynetdicom.association import Association
 
 from hounsfield.domain.implementation import (
@@ -199,6 +199,41 @@ class PynetdicomNetwork:
             yield from self._replies(
                 assoc.send_c_move(Dataset.from_json(dict(identifier)), destination, sop_class_uid)
             )
+        finally:
+            if assoc.is_established:
+                assoc.release()
+
+    def event_report(
+        self,
+        remote: RemoteAE,
+        *,
+        calling_ae: str,
+        sop_class_uid: str,
+        sop_instance_uid: str,
+        event_type: int,
+        information: DicomJson,
+    ) -> int:
+        ae = self._ae(calling_ae)
+        ae.add_requested_context(sop_class_uid)
+        role = build_role(sop_class_uid, scu_role=False, scp_role=True)
+        tls: tuple[ssl.SSLContext, str] | None = None
+        if remote.tls:
+            tls = (ssl.create_default_context(), remote.host)
+        try:
+            with socket.create_connection((remote.host, remote.port), self.acse_timeout):
+                pass
+            assoc = ae.associate(
+                remote.host, remote.port, ae_title=remote.aet, ext_neg=[role], tls_args=tls
+            )
+        except (OSError, ValueError) as exc:
+            raise DicomNetworkError(f"cannot reach {remote.aet}: {exc}") from exc
+        if not assoc.is_established:
+            raise DicomNetworkError(f"association with {remote.aet} rejected or aborted")
+        try:
+            status, _ = assoc.send_n_event_report(
+                Dataset.from_json(dict(information)), event_type, sop_class_uid, sop_instance_uid
+            )
+            return _status(status)
         finally:
             if assoc.is_established:
                 assoc.release()

@@ -103,6 +103,21 @@ class DicomNetwork(Protocol):
         """C-MOVE (PS3.4 C.4.2): every response with its sub-operation counts."""
         ...
 
+    def event_report(
+        self,
+        remote: RemoteAE,
+        *,
+        calling_ae: str,
+        sop_class_uid: str,
+        sop_instance_uid: str,
+        event_type: int,
+        information: DicomJson,
+    ) -> int:
+        """N-EVENT-REPORT on a new association on which we propose the SCP role of the SOP
+        class (SCP/SCU Role Selection, PS3.7 D.3.3.4), as a Storage Commitment SCP does when
+        the requesting association has ended (PS3.4 J.3.3); the Status of the response."""
+        ...
+
     def max_contexts(self) -> int:
         """Presentation contexts one association may propose (PS3.8 9.3.2.2: 128)."""
         ...

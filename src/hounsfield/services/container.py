@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hounsfield.services.admin import AdminService
+from hounsfield.services.commitment import CommitmentService
 from hounsfield.services.dicom_send import DicomSendService
 from hounsfield.services.ingest import IngestService
 from hounsfield.services.integrity import IntegrityService
@@ -30,3 +31,5 @@ class Services:
     dicom_send: DicomSendService | None = None
     #: Modality worklist items (admin API) for the Modality Worklist C-FIND SCP.
     worklist: WorklistService | None = None
+    #: Storage Commitment Push Model decisions (PS3.4 Annex J).
+    commitment: CommitmentService | None = None
