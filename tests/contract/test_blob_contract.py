@@ -202,6 +202,22 @@ def test_large_object_round_trip(store: BlobStore, stage: Callable[[bytes], Path
     assert store.get_range(KEY, len(data) - 5, 100) == data[-5:]
 
 
+@pytest.mark.parametrize(
+    "key", ["tenant a/1.2+3/x.dcm", "p/\u00fc/\u00e9.dcm", "p/a%20b/c.dcm", "p/q?x=1#f/c.dcm"]
+)
+def test_keys_with_unusual_characters(
+    store: BlobStore, stage: Callable[[bytes], Path], key: str
+) -> None:
+    """Partition names come from configuration and requests: object stores must escape them
+    (spaces, '+', '%', '?', '#', non-ASCII) and give the same key back when listing."""
+    put(store, stage, key, b"data")
+    assert store.exists(key)
+    assert store.get_range(key, 0, 4) == b"data"
+    assert list(store.keys()) == [key]
+    store.delete(key)
+    assert not store.exists(key)
+
+
 # Put over an existing key -------------------------------------------------------------------
 
 
