@@ -217,8 +217,9 @@ def test_failures_are_os_errors(tmp_path: Path, unreachable: ObjectBlobStore) ->
         unreachable.put_file("k", path)
     assert not path.exists()  # consumed whatever the outcome
     assert issubclass(ObjectStoreError, OSError)
-    with pytest.raises(OSError, match="failed"):
+    with pytest.raises(OSError, match="failed") as raised:
         unreachable.exists("k")  # unknown is not "missing"
+    assert "\n" not in str(raised.value)  # a one-line summary for the logs
     with pytest.raises(OSError, match="failed"):
         unreachable.get_range("k", 0, 10)
     with pytest.raises(OSError, match="failed"):

@@ -94,7 +94,12 @@ def _check_key(key: str) -> str:
 def _os_error(exc: BaseError, key: str) -> OSError:
     if isinstance(exc, AlreadyExistsError | PreconditionError):
         return FileExistsError(f"blob {key!r} already exists")
-    return ObjectStoreError(f"object store request for blob {key!r} failed: {exc}")
+    return ObjectStoreError(f"object store request for blob {key!r} failed: {_first_line(exc)}")
+
+
+def _first_line(exc: BaseException) -> str:
+    """obstore messages carry a multi-line debug dump of the request; logs get its summary."""
+    return next(iter(str(exc).splitlines()), type(exc).__name__)
 
 
 class ObjectBlobStore:
@@ -240,7 +245,9 @@ class ObjectBlobStore:
                 for meta in page:
                     yield meta["path"]
         except BaseError as exc:
-            raise ObjectStoreError(f"listing {self.description} failed: {exc}") from exc
+            raise ObjectStoreError(
+                f"listing {self.description} failed: {_first_line(exc)}"
+            ) from exc
 
     def _exists(self, key: str) -> bool:
         try:
