@@ -1,9 +1,11 @@
 """The real server with its blobs in S3 (moto on loopback), configured only through
-HOUNSFIELD_BLOB_URL and the standard AWS variables: STOW-RS, WADO-RS and DELETE end to end."""
+HOUNSFIELD_BLOB_URL and the standard AWS variables: STOW-RS, WADO-RS and DELETE end to end,
+`hounsfield check` on the bucket, and two replicas on one PostgreSQL index and one bucket."""
 
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -107,3 +109,50 @@ def test_check_reads_and_lists_the_bucket(
     s3.put_object(BUCKET, f"{prefix}/stray/object.dcm", b"not indexed")
     found = check()
     assert "orphan: stray/object.dcm" in found.stderr, found.stderr
+
+
+def test_two_replicas_share_postgresql_and_the_bucket(
+    s3: MotoServer, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The scaled configuration of issue 5: two stateless servers, each with its own data_dir
+    (staging only), one PostgreSQL index and one bucket. An instance stored through one is
+    retrieved, byte for byte, and deleted through the other."""
+    from tests.contract.conftest import PostgresSchemas, require_postgres
+
+    url = require_postgres()
+    schema = f"hf_s3_{secrets.token_hex(6)}"
+    prefix = unique_prefix("replicas")
+    env = {
+        "HOUNSFIELD_INDEX_URL": f"{url}?schema={schema}&pool_max=4",
+        "HOUNSFIELD_BLOB_URL": f"s3://{BUCKET}/{prefix}",
+        **s3.environ,
+    }
+    servers: list[RunningServer] = []
+    try:
+        for name in ("replica-a", "replica-b"):
+            servers.append(start_server(tmp_path_factory.mktemp(name) / "data", env))
+        a, b = servers
+        ds = make_dataset(frames=2, rows=32, columns=32)
+        data = to_bytes(ds)
+        body, content_type = multipart([data])
+        stored = httpx.post(
+            a.dicomweb + "/studies", content=body, headers={"content-type": content_type}
+        )
+        assert stored.status_code == 200, stored.text
+        instance = (
+            f"/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+            f"/instances/{ds.SOPInstanceUID}"
+        )
+        got = httpx.get(
+            b.dicomweb + instance, headers={"accept": "application/dicom; transfer-syntax=*"}
+        )
+        assert got.status_code == 200
+        assert got.content == data
+        assert len(s3.object_keys(BUCKET, prefix + "/")) == 1
+        assert httpx.delete(f"{b.dicomweb}/studies/{ds.StudyInstanceUID}").status_code == 204
+        assert httpx.get(a.dicomweb + instance).status_code == 404
+        assert s3.object_keys(BUCKET, prefix + "/") == []
+    finally:
+        for server in servers:
+            stop_server(server)
+        PostgresSchemas(url).drop(schema)
