@@ -176,8 +176,11 @@ def _raw_association(objects: list[tuple[str, bytes]], port: int, max_pdu: int =
     sock = socket.create_connection(("127.0.0.1", port))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.sendall(_associate_rq())
-    assert _recv_pdu(sock)[0] == 2, "association not accepted"
-    fragment = max_pdu - 6
+    pdu_type, body = _recv_pdu(sock)
+    assert pdu_type == 2, "association not accepted"
+    at = body.find(b"\x51\x00\x00\x04")  # Maximum Length sub-item of the A-ASSOCIATE-AC
+    peer_max = struct.unpack_from(">I", body, at + 4)[0] if at >= 0 else 0
+    fragment = min(max_pdu, peer_max or max_pdu) - 6
     for message_id, (sop_uid, dataset) in enumerate(objects, start=1):
         parts = _pdata(3, _store_command(message_id, sop_uid))
         view = memoryview(dataset)
@@ -231,6 +234,35 @@ CLIENTS = {
 }
 
 
+def reference_rate(paths: list[Path], workdir: Path) -> float | None:
+    """The raw client against DCMTK's storescp (writes files, no index, no fsync), in the same
+    run: the ratio to it is what stays meaningful on a busy machine."""
+    tool = shutil.which("storescp")
+    if tool is None:
+        return None
+    out = workdir / "storescp"
+    out.mkdir()
+    port = free_port()
+    process = subprocess.Popen(
+        [tool, "-aet", AE_TITLE, "-od", str(out), "-pm", "+xe", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "TCP_NODELAY": "1"},  # DCMTK reads it (dcmnet/dulfsm.cc)
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        return len(paths) / run_raw(paths, port)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
 def count_stored(url: str) -> int:
     response = httpx.get(f"{url}/dicom-web/series", params={"limit": "10"}, timeout=30)
     response.raise_for_status()
@@ -243,6 +275,9 @@ def main() -> None:
     parser.add_argument("--clients", default="raw,raw4,storescu,pynetdicom")
     parser.add_argument("--durable", choices=["true", "false", "both"], default="both")
     parser.add_argument("--json", type=Path, help="write the results here as JSON")
+    parser.add_argument(
+        "--reference", action="store_true", help="also time the raw client against storescp"
+    )
     args = parser.parse_args()
     durabilities = {"true": [True], "false": [False], "both": [True, False]}[args.durable]
     results: list[Result] = []
@@ -252,6 +287,12 @@ def main() -> None:
         paths = write_files(args.count, files)
         size = sum(p.stat().st_size for p in paths) / len(paths)
         print(f"{len(paths)} CT instances of {size / 1024:.0f} KiB")
+        if args.reference:
+            rate = reference_rate(paths, Path(tmp))
+            if rate is not None:
+                print(
+                    f"{'storescp':>10}  (DCMTK, raw client, no index, no fsync)  {rate:7.1f} inst/s"
+                )
         for durable in durabilities:
             for n, client in enumerate(args.clients.split(",")):
                 run_dir = Path(tmp) / f"{client}-{durable}-{n}"

@@ -27,6 +27,7 @@ import contextlib
 import logging
 import math
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from hounsfield.domain.implementation import (
@@ -63,7 +64,6 @@ from hounsfield.frontends.dimse.pdu import (
 )
 from hounsfield.frontends.dimse.sender import MessageSender
 from hounsfield.frontends.dimse.store import DiscardingReceiver, StoreReceiver, check_request
-from hounsfield.services.staging import StagedFile, StagingArea
 
 if TYPE_CHECKING:
     from hounsfield.frontends.dimse.server import ServerContext
@@ -115,6 +115,7 @@ class DimseAssociation(OperationsMixin):
         self._data_buf: bytearray | None = None
         self._store: StoreReceiver | DiscardingReceiver | None = None
         self._store_refusal: tuple[int, str] | None = None
+        self._lane: ThreadPoolExecutor | None = None
         self._init_operations()
 
     # -- timers ----------------------------------------------------------------------------
@@ -220,11 +221,19 @@ class DimseAssociation(OperationsMixin):
                 await self._dispatcher
         while not self._queue.empty():
             _, job = self._queue.get_nowait()
-            if isinstance(job, StagedFile):
-                StagingArea.discard(job)
+            if isinstance(job, StoreReceiver):
+                job.discard()
+
+    def _store_lane(self) -> ThreadPoolExecutor:
+        """The association's store lane (see store.StoreReceiver), created at its first C-STORE."""
+        if self._lane is None:
+            self._lane = ThreadPoolExecutor(1, thread_name_prefix="dimse-store")
+        return self._lane
 
     async def _teardown(self) -> None:
         await self._stop_work()
+        if self._lane is not None:
+            self._lane.shutdown(wait=False)  # queued discards still run
         if self._timer is not None:
             self._timer.cancel()
         self._close()
@@ -298,6 +307,8 @@ class DimseAssociation(OperationsMixin):
             pdu = await read_pdu(self.reader, options.max_pdu)
             if pdu.type == PduType.P_DATA_TF:
                 self._on_pdata(pdu.body)
+                if isinstance(self._store, StoreReceiver) and self._store.backlog:
+                    await self._store.drain()
             elif pdu.type == PduType.A_RELEASE_RQ:
                 await self._release()
                 return
@@ -371,7 +382,9 @@ class DimseAssociation(OperationsMixin):
                 self._store = DiscardingReceiver()
                 self._store_refusal = (refusal.status, refusal.comment)
             else:
-                self._store = StoreReceiver(self.services.staging, message, self.calling_ae)
+                self._store = StoreReceiver(
+                    self.services.staging, message, self.calling_ae, self._store_lane()
+                )
         else:
             self._data_buf = bytearray()
 
@@ -396,7 +409,7 @@ class DimseAssociation(OperationsMixin):
         if self._store is not None:
             store, self._store = self._store, None
             if isinstance(store, StoreReceiver):
-                self._enqueue(message, store.finish())
+                self._enqueue(message, store)
             else:
                 self._enqueue(message, self._store_refusal)
             return

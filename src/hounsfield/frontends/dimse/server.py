@@ -27,9 +27,8 @@ from hounsfield.frontends.dimse.api import (
     Status,
 )
 from hounsfield.frontends.dimse.association import DimseAssociation
-from hounsfield.frontends.dimse.store import StoreOutcome, ingest_staged
+from hounsfield.frontends.dimse.store import StoreOutcome, StoreReceiver
 from hounsfield.services.container import Services
-from hounsfield.services.staging import StagedFile
 
 log = logging.getLogger(__name__)
 
@@ -90,14 +89,14 @@ class ServerContext:
 
     async def store(self, assoc: DimseAssociation, message: Message, job: object | None) -> None:
         """Answer a fully received C-STORE-RQ: ingest it (durably) then respond."""
-        if isinstance(job, StagedFile):
+        if isinstance(job, StoreReceiver):
             try:
-                outcome = await asyncio.to_thread(
-                    ingest_staged, self.services.ingest, job, message, assoc.partition
+                outcome = await asyncio.wrap_future(
+                    job.lane.submit(job.finish_and_ingest, self.services.ingest, assoc.partition)
                 )
             except Exception:
                 log.exception("C-STORE ingest failed")
-                self.services.staging.discard(job)
+                job.discard()
                 outcome = StoreOutcome(Status.PROCESSING_FAILURE, "internal error during ingest")
         elif isinstance(job, tuple):
             outcome = StoreOutcome(int(job[0]), str(job[1]))

@@ -19,8 +19,12 @@ with the reason, never patient data.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import struct
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 
 from hounsfield.domain.implementation import (
@@ -69,39 +73,91 @@ def file_meta(
     return _element(0x0000, b"UL", struct.pack("<I", len(body))) + body
 
 
-class StoreReceiver:
-    """Streams one C-STORE-RQ data set to a staging file, behind its PS3.10 header."""
+#: Fragments queued to the store lane before the reader waits for it: bounds the memory of one
+#: association (8 PDUs of 128 KiB = 1 MiB) when the disk is slower than the network.
+MAX_QUEUED_FRAGMENTS = 8
 
-    def __init__(self, staging: StagingArea, message: Message, calling_ae: str) -> None:
+
+class StoreReceiver:
+    """Streams one C-STORE-RQ data set to a staging file, behind its PS3.10 header.
+
+    Writing and hashing happen on the association's *store lane*, a single worker thread:
+    the event loop only queues fragments, so receiving the next PDU overlaps with hashing and
+    writing the previous one (both release the GIL), and order is kept because the lane has
+    one thread. Ingest then runs on the same lane, right after the last write.
+    """
+
+    def __init__(
+        self, staging: StagingArea, message: Message, calling_ae: str, lane: Executor
+    ) -> None:
         self.message = message
-        self.writer: StagingWriter = staging.writer()
-        self.header_size = 0
+        self.lane = lane
+        self._staging = staging
+        self._writer: StagingWriter | None = None
+        self._error: BaseException | None = None
+        self._queued: deque[Future[None]] = deque()
+        header = PREAMBLE + file_meta(
+            message.affected_sop_class_uid,
+            message.affected_sop_instance_uid,
+            message.context.transfer_syntax,
+            calling_ae,
+        )
+        self._submit(self._open, header)
+
+    def _submit(self, fn: Callable[[bytes | memoryview], None], data: bytes | memoryview) -> None:
+        self._queued.append(self.lane.submit(fn, data))
+
+    def _open(self, header: bytes | memoryview) -> None:
         try:
-            header = PREAMBLE + file_meta(
-                message.affected_sop_class_uid,
-                message.affected_sop_instance_uid,
-                message.context.transfer_syntax,
-                calling_ae,
-            )
-            self.writer.write(header)
-        except BaseException:
-            self.writer.discard()
-            raise
-        self.header_size = len(header)
+            self._writer = self._staging.writer()
+            self._writer.write(header)
+        except Exception as exc:
+            self._error = exc
+
+    def _write(self, fragment: bytes | memoryview) -> None:
+        if self._error is None and self._writer is not None:
+            try:
+                self._writer.write(fragment)
+            except Exception as exc:
+                self._error = exc
 
     def write(self, fragment: memoryview) -> None:
-        self.writer.write(fragment)
+        """Queue a fragment (a view of an immutable PDU body, so safe to hand to a thread)."""
+        self._submit(self._write, fragment)
 
     @property
-    def received(self) -> int:
-        return self.writer.size - self.header_size
+    def backlog(self) -> bool:
+        while self._queued and self._queued[0].done():
+            self._queued.popleft()
+        return len(self._queued) > MAX_QUEUED_FRAGMENTS
 
-    def finish(self) -> StagedFile:
-        return self.writer.finish()
+    async def drain(self) -> None:
+        """Back-pressure: wait until the lane has caught up to the bound."""
+        while self.backlog:
+            await asyncio.wrap_future(self._queued[0])
+
+    def finish_and_ingest(self, ingest: IngestService, partition: str) -> StoreOutcome:
+        """On the lane, after every write: close the staged file and ingest it."""
+        writer = self._writer
+        if self._error is not None or writer is None:
+            if writer is not None:
+                writer.discard()
+            log.error("C-STORE staging write failed: %s", self._error)
+            return StoreOutcome(FailureReason.OUT_OF_RESOURCES, "could not write the object")
+        return ingest_staged(ingest, writer.finish(), self.message, partition)
 
     def discard(self) -> None:
-        """A half-received C-STORE leaves nothing behind (DESIGN.md §6)."""
-        self.writer.discard()
+        """A half-received C-STORE leaves nothing behind (DESIGN.md §6): the staged file is
+        removed on the lane, after the writes already queued."""
+
+        def discard(_: bytes | memoryview) -> None:
+            if self._writer is not None:
+                self._writer.discard()
+
+        try:
+            self._submit(discard, b"")
+        except RuntimeError:  # the lane is shut down: its queued writes have run
+            discard(b"")
 
 
 class DiscardingReceiver:
