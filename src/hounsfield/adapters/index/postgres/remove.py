@@ -71,7 +71,7 @@ def delete_instances(
     per_series = Counter(int(r[3]) for r in rows)
     left = conn.execute(
         "UPDATE series SET num_instances = num_instances - d.n, updated_at = %s"
-        " FROM unnest(%s::bigint[], %s::bigint[]) AS d(pk, n) WHERE series.pk = d.pk"
+        " FROM unnest(%b::bigint[], %b::bigint[]) AS d(pk, n) WHERE series.pk = d.pk"
         " RETURNING series.pk, series.num_instances",
         (now, list(per_series), list(per_series.values())),
     ).fetchall()

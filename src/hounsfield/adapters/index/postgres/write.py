@@ -142,8 +142,8 @@ def _insert_pending(
         "INSERT INTO instances (partition, sop_uid, study_uid, series_uid, state,"
         " sop_class_uid, transfer_syntax_uid, blob_key, size, sha256, created_at, received_at)"
         " SELECT %s, u.sop, u.study, u.series, 'pending', u.cls, u.ts, u.blob, u.size, u.sha,"
-        " %s, u.received FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[],"
-        " %s::text[], %s::text[], %s::bigint[], %s::text[], %s::timestamptz[])"
+        " %s, u.received FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[],"
+        " %b::text[], %b::text[], %b::bigint[], %b::text[], %b::timestamptz[])"
         " AS u(sop, study, series, cls, ts, blob, size, sha, received)"
         " ON CONFLICT (partition, sop_uid) DO NOTHING RETURNING sop_uid",
         (
@@ -268,7 +268,7 @@ class _Commit:
         for pk, key_id, key_issuer, attrs in self.conn.execute(
             "SELECT pk, key_id, key_issuer, attrs FROM patients WHERE partition = %s"
             " AND (pk = ANY(%s) OR (key_id, key_issuer) IN"
-            " (SELECT * FROM unnest(%s::text[], %s::text[])))"
+            " (SELECT * FROM unnest(%b::text[], %b::text[])))"
             " ORDER BY pk FOR UPDATE",
             (self.partition, list(pks), [k[0] for k in keys], [k[1] for k in keys]),
         ):
@@ -291,7 +291,7 @@ class _Commit:
                 int(r[0])
                 for r in self.conn.execute(
                     "INSERT INTO patients (partition, key_id, key_issuer, attrs)"
-                    " SELECT %s, k, i, %s FROM unnest(%s::text[], %s::text[]) AS u(k, i)"
+                    " SELECT %s, k, i, %s FROM unnest(%b::text[], %b::text[]) AS u(k, i)"
                     " ON CONFLICT (partition, key_id, key_issuer) DO NOTHING RETURNING pk",
                     (self.partition, _EMPTY, [k[0] for k in keys], [k[1] for k in keys]),
                 )
@@ -318,7 +318,7 @@ class _Commit:
         patient_pks = [by_key[missing[uid]] for uid in uids]
         for pk, uid, patient_pk in self.conn.execute(
             "INSERT INTO studies (partition, patient_pk, study_uid, created_at, updated_at,"
-            " attrs) SELECT %s, p, u, %s, %s, %s FROM unnest(%s::bigint[], %s::text[])"
+            " attrs) SELECT %s, p, u, %s, %s, %s FROM unnest(%b::bigint[], %b::text[])"
             " AS n(p, u) ON CONFLICT (partition, study_uid) DO NOTHING"
             " RETURNING pk, study_uid, patient_pk",
             (self.partition, self.now, self.now, _EMPTY, patient_pks, uids),
@@ -353,7 +353,7 @@ class _Commit:
             study_pks = [self.studies[study_of[uid]].pk for uid in missing]
             for pk, uid, study_pk in self.conn.execute(
                 "INSERT INTO series (partition, study_pk, series_uid, created_at, updated_at,"
-                " attrs) SELECT %s, s, u, %s, %s, %s FROM unnest(%s::bigint[], %s::text[])"
+                " attrs) SELECT %s, s, u, %s, %s, %s FROM unnest(%b::bigint[], %b::text[])"
                 " AS n(s, u) ON CONFLICT (partition, series_uid) DO NOTHING"
                 " RETURNING pk, series_uid, study_pk",
                 (self.partition, self.now, self.now, _EMPTY, study_pks, missing),
@@ -388,9 +388,9 @@ class _Commit:
             " pixel, bulk_ranges, attrs)"
             " SELECT %s, sop, study, series, 'committed', study_pk, series_pk, cls, num, ts,"
             " blob, size, sha, frames, %s, received, %s, pixel, bulk, attrs"
-            " FROM unnest(%s::text[], %s::text[], %s::text[], %s::bigint[], %s::bigint[],"
-            " %s::text[], %s::bigint[], %s::text[], %s::text[], %s::bigint[], %s::text[],"
-            " %s::bigint[], %s::timestamptz[], %s::bytea[], %s::bytea[], %s::bytea[])"
+            " FROM unnest(%b::text[], %b::text[], %b::text[], %b::bigint[], %b::bigint[],"
+            " %b::text[], %b::bigint[], %b::text[], %b::text[], %b::bigint[], %b::text[],"
+            " %b::bigint[], %b::timestamptz[], %b::bytea[], %b::bytea[], %b::bytea[])"
             " AS u(sop, study, series, study_pk, series_pk, cls, num, ts, blob, size, sha,"
             " frames, received, pixel, bulk, attrs)"
             " ON CONFLICT (partition, sop_uid) DO UPDATE SET study_uid = EXCLUDED.study_uid,"
@@ -434,7 +434,7 @@ class _Commit:
         if written:
             self.conn.execute(
                 "INSERT INTO instance_metadata (instance_pk, document)"
-                " SELECT * FROM unnest(%s::bigint[], %s::bytea[])"
+                " SELECT * FROM unnest(%b::bigint[], %b::bytea[])"
                 " ON CONFLICT (instance_pk) DO UPDATE SET document = EXCLUDED.document",
                 ([pk_of[i.sop_uid] for i in written], [i.metadata for i in written]),
                 binary=True,
@@ -464,7 +464,7 @@ class _Commit:
         classes = [s for s in studies if s.sop_classes_changed]
         if classes:
             self.conn.execute(
-                "UPDATE studies SET sop_classes = d.c FROM unnest(%s::bigint[], %s::bytea[])"
+                "UPDATE studies SET sop_classes = d.c FROM unnest(%b::bigint[], %b::bytea[])"
                 " AS d(pk, c) WHERE studies.pk = d.pk",
                 ([s.pk for s in classes], [dumps(sorted(s.sop_classes)) for s in classes]),
             )
@@ -507,7 +507,7 @@ class _Commit:
         params.append([i[3] for i in items])
         self.conn.execute(
             f"UPDATE {table} SET {assignments}"  # noqa: S608
-            " FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[])"
+            " FROM unnest(%b::bigint[], %b::bigint[], %b::bigint[], %b::bigint[])"
             f" AS d(pk, a, b, c) WHERE {table}.pk = d.pk",
             params,
         )
@@ -550,7 +550,7 @@ def _write_names(conn: Conn, alias: Alias, partition: str, rows: list[_Parent]) 
     if names:
         conn.execute(
             f"INSERT INTO {table} ({owner}, partition, tag, fold)"  # noqa: S608
-            " SELECT o, %s, t, f FROM unnest(%s::bigint[], %s::text[], %s::text[]) AS n(o, t, f)",
+            " SELECT o, %s, t, f FROM unnest(%b::bigint[], %b::text[], %b::text[]) AS n(o, t, f)",
             (partition, [n[0] for n in names], [n[1] for n in names], [n[2] for n in names]),
         )
 

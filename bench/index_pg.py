@@ -1,0 +1,217 @@
+"""The PostgreSQL index at scale: batched ingest rate and QIDO latency of the common shapes
+(DESIGN.md §4 and §5; issue 5 asks for PostgreSQL against SQLite).
+
+    python -m bench.index_pg --studies 20000
+    python -m bench.index_pg --url postgresql://postgres@127.0.0.1:5432/test --studies 100000
+
+Uses the synthetic archive and query shapes of `bench.index_scale` (the SQLite measurement),
+so the figures compare directly with `python -m bench.index_scale --studies N`. The archive
+goes into a fresh schema of the database (dropped at the end unless `--keep`); commits are
+durable (`synchronous_commit = on`) unless `--no-durable`. After the bulk fill, the ingest
+rate is also measured with STOW-sized batches (`--small-batch`, 32 instances per commit, as
+the ingest service commits) from several threads at once, as concurrent requests would.
+This is a measurement, not a test: figures depend on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import random
+import secrets
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+import orjson
+import psycopg
+
+from bench.index_scale import Archive, fill, generate, shapes
+from hounsfield.adapters.index.postgres import PostgresIndex
+from hounsfield.adapters.index.postgres.read import PG
+from hounsfield.adapters.index.sql.query import candidate_statements
+from hounsfield.domain.query import Query
+
+
+def stored_keys(url: str, schema: str) -> Archive:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'SET search_path TO "{schema}"')
+        return Archive(
+            [r[0] for r in conn.execute("SELECT patient_id FROM patients")],
+            [r[0] for r in conn.execute("SELECT fold FROM patient_names")],
+            [r[0] for r in conn.execute("SELECT study_uid FROM studies")],
+            [
+                (r[0], r[1])
+                for r in conn.execute(
+                    "SELECT s.study_uid, se.series_uid FROM series se"
+                    " JOIN studies s ON s.pk = se.study_pk"
+                )
+            ],
+        )
+
+
+def plan(url: str, schema: str, query: Query) -> str:
+    """PostgreSQL's plan of the first keyset page of the main candidate statement."""
+    sql, params = candidate_statements(query, PG, keyset=True)[0]
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'SET search_path TO "{schema}"')
+        rows = conn.execute(f"EXPLAIN {sql}", [*params, 0, 101]).fetchall()
+    lines = [str(r[0]).strip() for r in rows]
+    return " | ".join(line for line in lines if "->" in line or line.startswith("Limit"))
+
+
+def measure(
+    index: PostgresIndex, url: str, schema: str, archive: Archive, repeat: int
+) -> list[dict[str, object]]:
+    rng = random.Random(11)
+    results: list[dict[str, object]] = []
+    for name, make in shapes(archive, rng).items():
+        for _ in range(5):
+            index.query(make())
+        timings: list[float] = []
+        rows = 0
+        for _ in range(repeat):
+            query = make()
+            started = time.perf_counter()
+            page = index.query(query)
+            timings.append((time.perf_counter() - started) * 1000)
+            rows += len(page.rows)
+        timings.sort()
+        result = {
+            "shape": name,
+            "p50_ms": round(statistics.median(timings), 3),
+            "p95_ms": round(timings[int(len(timings) * 0.95) - 1], 3),
+            "mean_rows": round(rows / repeat, 1),
+            "plan": plan(url, schema, make()),
+        }
+        results.append(result)
+        print(
+            f"{name:<36} p50 {result['p50_ms']:>8.3f} ms  p95 {result['p95_ms']:>8.3f} ms"
+            f"  rows {result['mean_rows']:>6}"
+        )
+    return results
+
+
+def small_batches(
+    index: PostgresIndex, studies: int, batch: int, threads: int
+) -> dict[str, object]:
+    """Ingest `studies` more studies in commits of `batch` instances from `threads` threads."""
+    _, generated = generate(studies, seed=99)
+    # other UIDs than the bulk fill's (the generator always uses one UID root): prefix them
+    instances = [
+        dataclasses.replace(
+            inst,
+            study_uid="9." + inst.study_uid,
+            series_uid="9." + inst.series_uid,
+            sop_uid="9." + inst.sop_uid,
+        )
+        for study in generated
+        for inst in study
+    ]
+    chunks = [instances[at : at + batch] for at in range(0, len(instances), batch)]
+    lock = threading.Lock()
+
+    def work() -> None:
+        while True:
+            with lock:
+                if not chunks:
+                    return
+                chunk = chunks.pop()
+            index.begin(chunk)
+            index.commit(chunk, [])
+
+    started = time.perf_counter()
+    workers = [threading.Thread(target=work) for _ in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    seconds = time.perf_counter() - started
+    rate = len(instances) / seconds
+    print(
+        f"begin+commit in batches of {batch}, {threads} threads: {len(instances):,} instances"
+        f" in {seconds:.1f} s, {rate:,.0f}/s",
+        file=sys.stderr,
+    )
+    return {
+        "instances": len(instances),
+        "batch": batch,
+        "threads": threads,
+        "instances_per_s": round(rate),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--url", default="postgresql://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--studies", type=int, default=20_000)
+    parser.add_argument("--batch", type=int, default=2_000, help="instances per commit")
+    parser.add_argument("--repeat", type=int, default=300, help="queries per shape")
+    parser.add_argument("--schema", help="schema to fill (default: a fresh one)")
+    parser.add_argument("--keep", action="store_true", help="keep the schema; reuse if filled")
+    parser.add_argument("--no-durable", action="store_true")
+    parser.add_argument("--small-batch", type=int, default=32)
+    parser.add_argument("--small-studies", type=int, default=2_000)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args(argv)
+
+    schema = args.schema or f"bench_{secrets.token_hex(4)}"
+    index = PostgresIndex(args.url, schema=schema, durable=not args.no_durable, max_connections=8)
+    try:
+        index.migrate()
+        reuse = args.keep and bool(index.stats())
+        if reuse:
+            archive = stored_keys(args.url, schema)
+            filled: dict[str, object] = {"reused": True}
+        else:
+            archive, count, seconds = fill(index, args.studies, args.batch)  # type: ignore[arg-type]
+            filled = {
+                "instances": count,
+                "batch": args.batch,
+                "seconds": round(seconds, 1),
+                "instances_per_s": round(count / seconds),
+            }
+            print(
+                f"filled {count:,} instances in {seconds:,.1f} s ({count / seconds:,.0f}/s)",
+                file=sys.stderr,
+            )
+        with psycopg.connect(args.url, autocommit=True) as conn:
+            conn.execute(f'SET search_path TO "{schema}"')
+            conn.execute("ANALYZE")
+            size = conn.execute(
+                "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c"
+                " JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE n.nspname = %s AND c.relkind = 'r'",
+                (schema,),
+            ).fetchone()
+        [stats] = index.stats()
+        print(
+            f"{stats.patients:,} patients, {stats.studies:,} studies, {stats.series:,} series,"
+            f" {stats.instances:,} instances; {int(size[0] or 0) / 2**20:,.0f} MiB in PostgreSQL"
+        )
+        results = measure(index, args.url, schema, archive, args.repeat)
+        small = (
+            small_batches(index, args.small_studies, args.small_batch, args.threads)
+            if args.small_studies
+            else {}
+        )
+        if args.json:
+            report = {
+                "fill": filled,
+                "small_batches": small,
+                "stats": stats.__dict__ if hasattr(stats, "__dict__") else str(stats),
+                "shapes": results,
+            }
+            args.json.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2, default=str))
+    finally:
+        index.close()
+        if not args.keep:
+            with psycopg.connect(args.url, autocommit=True) as conn:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+if __name__ == "__main__":
+    main()
