@@ -23,6 +23,7 @@ from hounsfield.frontends.asgi import HttpApp, HttpOptions
 from hounsfield.frontends.dicomweb.context import DicomWebOptions
 from hounsfield.frontends.dimse.api import HandlerRegistry
 from hounsfield.frontends.dimse.commitment import register_commitment
+from hounsfield.frontends.dimse.mpps import register_mpps
 from hounsfield.frontends.dimse.qr import register_query_retrieve
 from hounsfield.frontends.dimse.server import DimseOptions, DimseServer, default_registry
 from hounsfield.frontends.dimse.worklist import register_worklist
@@ -35,6 +36,7 @@ from hounsfield.services.dicom_send import DicomSendService
 from hounsfield.services.ingest import DuplicatePolicy, IngestService
 from hounsfield.services.integrity import IntegrityService
 from hounsfield.services.lifecycle import LifecycleService
+from hounsfield.services.mpps import MppsService
 from hounsfield.services.qr import QueryRetrieveService
 from hounsfield.services.query import QueryService
 from hounsfield.services.retrieve import RetrieveService
@@ -140,6 +142,8 @@ class Archive:
         self.index.close()
         if self.services.worklist is not None:
             self.services.worklist.store.close()
+        if self.services.mpps is not None:
+            self.services.mpps.store.close()
 
     def sweep(self) -> int:
         return self.services.ingest.sweep(
@@ -176,6 +180,7 @@ def open_archive(settings: Settings) -> Archive:
         ),
         worklist=WorklistService(SqliteWorklistStore(settings.data_dir / "worklist.db")),
         commitment=CommitmentService(index, blobs),
+        mpps=MppsService(SqliteWorklistStore(settings.data_dir / "worklist.db", table="mpps")),
     )
     return Archive(settings, index, blobs, services)
 
@@ -234,6 +239,7 @@ def dimse_registry() -> HandlerRegistry:
     register_query_retrieve(registry)
     register_worklist(registry)
     register_commitment(registry)
+    register_mpps(registry)
     return registry
 
 

@@ -10,6 +10,7 @@ from hounsfield.services.dicom_send import DicomSendService
 from hounsfield.services.ingest import IngestService
 from hounsfield.services.integrity import IntegrityService
 from hounsfield.services.lifecycle import LifecycleService
+from hounsfield.services.mpps import MppsService
 from hounsfield.services.qr import QueryRetrieveService
 from hounsfield.services.query import QueryService
 from hounsfield.services.retrieve import RetrieveService
@@ -33,3 +34,5 @@ class Services:
     worklist: WorklistService | None = None
     #: Storage Commitment Push Model decisions (PS3.4 Annex J).
     commitment: CommitmentService | None = None
+    #: Modality Performed Procedure Steps recorded from N-CREATE/N-SET (PS3.4 Annex F).
+    mpps: MppsService | None = None

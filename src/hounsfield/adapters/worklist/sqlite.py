@@ -15,7 +15,7 @@ import orjson
 from hounsfield.ports.worklist import WorklistItem
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS worklist_items (
+CREATE TABLE IF NOT EXISTS {table} (
     pk INTEGER PRIMARY KEY,
     partition TEXT NOT NULL,
     item_id TEXT NOT NULL,
@@ -23,40 +23,52 @@ CREATE TABLE IF NOT EXISTS worklist_items (
     UNIQUE (partition, item_id)
 )
 """
+_TABLES = frozenset({"worklist_items", "mpps"})
 
 
 class SqliteWorklistStore:
-    """`WorklistStore` on one SQLite file (or ":memory:"), one connection behind a lock."""
+    """`WorklistStore` on one SQLite file (or ":memory:"), one connection behind a lock.
 
-    def __init__(self, path: Path | str) -> None:
+    `table` keeps different document kinds apart: "worklist_items" (scheduled steps) and
+    "mpps" (performed procedure steps, PS3.4 Annex F), both keyed by partition and id.
+    """
+
+    def __init__(self, path: Path | str, table: str = "worklist_items") -> None:
+        if table not in _TABLES:
+            raise ValueError(f"unknown worklist table {table!r}")
+        self._table = table
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         if str(path) != ":memory:":
             self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute(_SCHEMA)
+        self._conn.execute(_SCHEMA.format(table=table))
+
+    def _sql(self, statement: str) -> str:
+        """The statement on this store's table (an allow-listed name, never user input)."""
+        return statement.replace("{table}", self._table)
 
     def put(self, item: WorklistItem) -> bool:
         data = orjson.dumps(item.dataset)
+        key = (item.partition, item.item_id)
         with self._lock:
             found = self._conn.execute(
-                "SELECT pk FROM worklist_items WHERE partition = ? AND item_id = ?",
-                (item.partition, item.item_id),
+                self._sql("SELECT pk FROM {table} WHERE partition = ? AND item_id = ?"), key
             ).fetchone()
             if found is None:
                 self._conn.execute(
-                    "INSERT INTO worklist_items (partition, item_id, dataset) VALUES (?, ?, ?)",
-                    (item.partition, item.item_id, data),
+                    self._sql("INSERT INTO {table} (partition, item_id, dataset) VALUES (?, ?, ?)"),
+                    (*key, data),
                 )
                 return True
             self._conn.execute(
-                "UPDATE worklist_items SET dataset = ? WHERE pk = ?", (data, found[0])
+                self._sql("UPDATE {table} SET dataset = ? WHERE pk = ?"), (data, found[0])
             )
             return False
 
     def get(self, partition: str, item_id: str) -> WorklistItem | None:
         with self._lock:
             row = self._conn.execute(
-                "SELECT dataset FROM worklist_items WHERE partition = ? AND item_id = ?",
+                self._sql("SELECT dataset FROM {table} WHERE partition = ? AND item_id = ?"),
                 (partition, item_id),
             ).fetchone()
         return None if row is None else WorklistItem(partition, item_id, orjson.loads(row[0]))
@@ -64,7 +76,7 @@ class SqliteWorklistStore:
     def delete(self, partition: str, item_id: str) -> bool:
         with self._lock:
             cursor = self._conn.execute(
-                "DELETE FROM worklist_items WHERE partition = ? AND item_id = ?",
+                self._sql("DELETE FROM {table} WHERE partition = ? AND item_id = ?"),
                 (partition, item_id),
             )
             return cursor.rowcount > 0
@@ -72,7 +84,7 @@ class SqliteWorklistStore:
     def items(self, partition: str) -> list[WorklistItem]:
         with self._lock:
             rows = self._conn.execute(
-                "SELECT item_id, dataset FROM worklist_items WHERE partition = ? ORDER BY pk",
+                self._sql("SELECT item_id, dataset FROM {table} WHERE partition = ? ORDER BY pk"),
                 (partition,),
             ).fetchall()
         return [WorklistItem(partition, item_id, orjson.loads(data)) for item_id, data in rows]

@@ -11,7 +11,7 @@ import orjson
 from hounsfield import __version__
 from hounsfield.domain.identifiers import is_valid_partition
 from hounsfield.frontends.admin.openapi import openapi_document
-from hounsfield.frontends.admin.worklist import add_worklist_routes
+from hounsfield.frontends.admin.worklist import add_mpps_routes, add_worklist_routes
 from hounsfield.frontends.http.core import HttpError, Request, Response, Router, json_response
 from hounsfield.ports.index import RemoteAE
 from hounsfield.services.container import Services
@@ -89,6 +89,7 @@ def add_admin_routes(router: Router, services: Services, is_ready: Any) -> None:
         return Response(204)
 
     add_worklist_routes(router, services)
+    add_mpps_routes(router, services)
 
     @router.route("/api/stats", "GET")
     async def stats(request: Request) -> Response:

@@ -128,6 +128,35 @@ def openapi_document(version: str) -> dict[str, Any]:
                     "responses": {"204": {"description": "removed"}, "404": _error("unknown item")},
                 },
             },
+            "/api/mpps": {
+                "parameters": [partition_param],
+                "get": {
+                    "summary": "Performed procedure steps reported by modalities (N-CREATE/N-SET)",
+                    "responses": {
+                        "200": _json(
+                            {"type": "array", "items": {"type": "object"}},
+                            "steps as {id, dataset}",
+                        ),
+                        "400": _error("invalid partition"),
+                    },
+                },
+            },
+            "/api/mpps/{uid}": {
+                "parameters": [
+                    {
+                        "name": "uid",
+                        "in": "path",
+                        "required": True,
+                        "description": "SOP Instance UID of the performed procedure step",
+                        "schema": {"type": "string"},
+                    },
+                    partition_param,
+                ],
+                "get": {
+                    "summary": "One performed procedure step (DICOM JSON)",
+                    "responses": {"200": _json(dataset, "found"), "404": _error("unknown step")},
+                },
+            },
             "/api/stats": {
                 "get": {
                     "summary": "Counts and stored bytes per partition and in total",

@@ -1,4 +1,5 @@
-"""Admin API for the modality worklist: `/api/worklist` and `/api/worklist/{id}` (JSON).
+"""Admin API for the modality worklist (`/api/worklist`, `/api/worklist/{id}`) and the
+performed procedure steps (`/api/mpps`, `/api/mpps/{uid}`, read-only), as JSON.
 
 An item is a DICOM JSON object (PS3.18 F.2) with the attributes of PS3.4 Table K.6-1; the
 Modality Worklist C-FIND SCP answers with it. `?partition=` picks the partition (default:
@@ -15,6 +16,7 @@ import orjson
 from hounsfield.domain.identifiers import is_valid_partition
 from hounsfield.frontends.http.core import HttpError, Request, Response, Router, json_response
 from hounsfield.services.container import Services
+from hounsfield.services.mpps import MppsService
 from hounsfield.services.worklist import InvalidWorklistItemError, WorklistService
 
 
@@ -66,3 +68,25 @@ def add_worklist_routes(router: Router, services: Services) -> None:
         if not await asyncio.to_thread(_service(services).delete, _partition(request), item_id):
             raise HttpError(404, f"no worklist item {item_id!r}")
         return Response(204)
+
+
+def add_mpps_routes(router: Router, services: Services) -> None:
+    """Read-only view of the performed procedure steps the modalities reported."""
+
+    def mpps() -> MppsService:
+        if services.mpps is None:
+            raise HttpError(503, "MPPS is not configured")
+        return services.mpps
+
+    @router.route("/api/mpps", "GET")
+    async def list_steps(request: Request) -> Response:
+        items = await asyncio.to_thread(mpps().items, _partition(request))
+        return json_response([{"id": item.item_id, "dataset": item.dataset} for item in items])
+
+    @router.route("/api/mpps/{uid}", "GET")
+    async def get_step(request: Request) -> Response:
+        uid = request.params["uid"]
+        found = await asyncio.to_thread(mpps().get, _partition(request), uid)
+        if found is None:
+            raise HttpError(404, f"no performed procedure step {uid!r}")
+        return json_response(found.dataset)
