@@ -49,11 +49,15 @@ def open_pool(
     name: str = "hounsfield-index",
 ) -> ConnectionPool[psycopg.Connection[tuple[object, ...]]]:
     """A pool of autocommit connections (transactions are explicit), each configured once:
-    the search path when the archive lives in its own schema, and the commit durability."""
+    the search path when the archive lives in its own schema, plans, and commit durability."""
 
     def configure(conn: psycopg.Connection[tuple[object, ...]]) -> None:
         if schema is not None:
             conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+        # psycopg prepares a statement after five runs, and PostgreSQL may then switch it to
+        # a generic plan, blind to the parameters: a name prefix matching 5 patients and
+        # one matching 5,000 would share a plan. Custom plans cost ~0.1 ms of planning.
+        conn.execute("SET plan_cache_mode TO force_custom_plan")
         if not durable:
             conn.execute("SET synchronous_commit TO off")
 

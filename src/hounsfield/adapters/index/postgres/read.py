@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from hounsfield.adapters.index.postgres.write import Conn
+from hounsfield.adapters.index.postgres.batch import Conn
 from hounsfield.adapters.index.sql.compile import Dialect
 from hounsfield.adapters.index.sql.query import (
     FETCH,

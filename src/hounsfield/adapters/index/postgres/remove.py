@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 
-from hounsfield.adapters.index.postgres.write import Conn, refresh_modalities, write_events
+from hounsfield.adapters.index.postgres.batch import Conn, refresh_modalities, write_events
 from hounsfield.adapters.index.sql.rows import dumps
 from hounsfield.ports.index import DeletedInstances, Event
 

@@ -16,10 +16,10 @@ from functools import partial
 from typing import TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from hounsfield.adapters.index.postgres import read, remove, write
+from hounsfield.adapters.index.postgres import begin, read, remove, write
+from hounsfield.adapters.index.postgres.batch import Conn, utc
 from hounsfield.adapters.index.postgres.connection import open_pool, run_read, run_transaction
 from hounsfield.adapters.index.postgres.migrate import migrate as run_migrations
-from hounsfield.adapters.index.postgres.write import Conn, utc
 from hounsfield.domain.model import Level
 from hounsfield.domain.query import Query
 from hounsfield.ports.index import (
@@ -123,7 +123,7 @@ class PostgresIndex:
         items = list(instances)
         if not items:
             return []
-        return self._write(lambda c: write.begin_instances(c, items, datetime.now(UTC)))
+        return self._write(lambda c: begin.begin_instances(c, items, datetime.now(UTC)))
 
     def commit(self, instances: Sequence[NewInstance], events: Sequence[Event]) -> None:
         items, evs = list(instances), list(events)

@@ -1,4 +1,4 @@
-"""The ingest write path on PostgreSQL: begin and commit in batches (DESIGN.md key idea 3).
+"""The ingest commit path on PostgreSQL, in batches (DESIGN.md key idea 3).
 
 On a server, every statement is a network round trip, and per-row get-or-create round trips
 cap ingest at ~2k rows/s (DESIGN.md §4). So a batch costs a fixed number of statements
@@ -17,15 +17,18 @@ raises `Retry`, and the unit of work runs again (`connection.run_transaction`).
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
 
-import psycopg
-from psycopg.types.json import Jsonb
-
+from hounsfield.adapters.index.postgres.batch import (
+    Conn,
+    by_partition,
+    instance_states,
+    refresh_modalities,
+    utc,
+    write_events,
+)
 from hounsfield.adapters.index.postgres.connection import Retry
 from hounsfield.adapters.index.sql.columns import (
     ISSUER_OF_PATIENT_ID,
@@ -46,124 +49,9 @@ from hounsfield.adapters.index.sql.rows import (
 from hounsfield.domain.errors import ConflictError
 from hounsfield.domain.levels import PATIENT_ID
 from hounsfield.domain.model import DicomJson
-from hounsfield.ports.index import BeginOutcome, Event, NewInstance
+from hounsfield.ports.index import Event, NewInstance
 
-Conn = psycopg.Connection[tuple[Any, ...]]
-
-#: pg_advisory_xact_lock key taken before appending to the outbox ("HFOUTBOX").
-OUTBOX_LOCK = int.from_bytes(b"HFOUTBOX", "big") - 2**63
 _EMPTY = b"{}"
-
-
-def utc(moment: datetime) -> datetime:
-    """A naive datetime is taken as UTC (the index stores UTC), as in the SQLite adapter."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-
-
-def by_partition(instances: Sequence[NewInstance]) -> dict[str, list[int]]:
-    """Positions of the instances per partition: every statement is scoped to one."""
-    groups: dict[str, list[int]] = defaultdict(list)
-    for at, inst in enumerate(instances):
-        groups[inst.partition].append(at)
-    return groups
-
-
-# -- begin -----------------------------------------------------------------------------------
-
-
-def _classify(row: tuple[Any, ...], inst: NewInstance) -> BeginOutcome:
-    state, study_uid, series_uid = row
-    if state == "pending":
-        return BeginOutcome.IN_PROGRESS
-    if (study_uid, series_uid) == (inst.study_uid, inst.series_uid):
-        return BeginOutcome.DUPLICATE
-    return BeginOutcome.CONFLICT
-
-
-def begin_instances(
-    conn: Conn, instances: Sequence[NewInstance], now: datetime
-) -> list[BeginOutcome]:
-    """Classify each instance (as SQLite's `begin_instances`: PS3.3 C.12.1.1.1, C.7.3.1) and
-    insert pending rows for the new ones, in three statements per partition."""
-    outcomes: list[BeginOutcome] = [BeginOutcome.NEW] * len(instances)
-    for partition, positions in by_partition(instances).items():
-        batch = [instances[at] for at in positions]
-        existing = _instance_states(conn, partition, {i.sop_uid for i in batch})
-        series_study: dict[str, str] = dict(
-            conn.execute(
-                "SELECT se.series_uid, s.study_uid FROM series se"
-                " JOIN studies s ON s.pk = se.study_pk"
-                " WHERE se.partition = %s AND s.partition = %s AND se.series_uid = ANY(%s)",
-                (partition, partition, list({i.series_uid for i in batch})),
-            ).fetchall()
-        )
-        new: list[int] = []
-        seen: set[str] = set()
-        for at, inst in zip(positions, batch, strict=True):
-            row = existing.get(inst.sop_uid)
-            if row is not None:
-                outcomes[at] = _classify(row, inst)
-            elif inst.sop_uid in seen:
-                outcomes[at] = BeginOutcome.IN_PROGRESS
-            elif series_study.get(inst.series_uid) not in (None, inst.study_uid):
-                outcomes[at] = BeginOutcome.CONFLICT
-            else:
-                seen.add(inst.sop_uid)
-                new.append(at)
-        if not new:
-            continue
-        inserted = _insert_pending(conn, partition, [instances[at] for at in new], now)
-        raced = [at for at in new if instances[at].sop_uid not in inserted]
-        if raced:  # another transaction inserted them between our SELECT and INSERT
-            states = _instance_states(conn, partition, {instances[at].sop_uid for at in raced})
-            for at in raced:
-                row = states.get(instances[at].sop_uid)
-                outcomes[at] = (
-                    BeginOutcome.IN_PROGRESS if row is None else _classify(row, instances[at])
-                )
-    return outcomes
-
-
-def _instance_states(conn: Conn, partition: str, sops: Iterable[str]) -> dict[str, tuple[Any, ...]]:
-    return {
-        r[0]: (r[1], r[2], r[3])
-        for r in conn.execute(
-            "SELECT sop_uid, state, study_uid, series_uid FROM instances"
-            " WHERE partition = %s AND sop_uid = ANY(%s)",
-            (partition, list(sops)),
-        )
-    }
-
-
-def _insert_pending(
-    conn: Conn, partition: str, batch: list[NewInstance], now: datetime
-) -> set[str]:
-    rows = conn.execute(
-        "INSERT INTO instances (partition, sop_uid, study_uid, series_uid, state,"
-        " sop_class_uid, transfer_syntax_uid, blob_key, size, sha256, created_at, received_at)"
-        " SELECT %s, u.sop, u.study, u.series, 'pending', u.cls, u.ts, u.blob, u.size, u.sha,"
-        " %s, u.received FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[],"
-        " %b::text[], %b::text[], %b::bigint[], %b::text[], %b::timestamptz[])"
-        " AS u(sop, study, series, cls, ts, blob, size, sha, received)"
-        " ON CONFLICT (partition, sop_uid) DO NOTHING RETURNING sop_uid",
-        (
-            partition,
-            now,
-            [i.sop_uid for i in batch],
-            [i.study_uid for i in batch],
-            [i.series_uid for i in batch],
-            [i.sop_class_uid for i in batch],
-            [i.transfer_syntax_uid for i in batch],
-            [i.blob_key for i in batch],
-            [i.size for i in batch],
-            [i.sha256 for i in batch],
-            [utc(i.received_at) for i in batch],
-        ),
-    )
-    return {str(r[0]) for r in rows}
-
-
-# -- commit ----------------------------------------------------------------------------------
 
 
 @dataclass(slots=True, eq=False)
@@ -228,7 +116,7 @@ class _Commit:
     def _not_yet_committed(self, batch: list[NewInstance]) -> list[NewInstance]:
         """Drop instances already committed (commit is idempotent) and repeats within the
         batch; one committed under another study or series is a conflict."""
-        states = _instance_states(self.conn, self.partition, {i.sop_uid for i in batch})
+        states = instance_states(self.conn, self.partition, {i.sop_uid for i in batch})
         kept: dict[str, NewInstance] = {}
         for inst in batch:
             first = kept.get(inst.sop_uid)
@@ -552,50 +440,6 @@ def _write_names(conn: Conn, alias: Alias, partition: str, rows: list[_Parent]) 
             f"INSERT INTO {table} ({owner}, partition, tag, fold)"  # noqa: S608
             " SELECT o, %s, t, f FROM unnest(%b::bigint[], %b::text[], %b::text[]) AS n(o, t, f)",
             (partition, [n[0] for n in names], [n[1] for n in names], [n[2] for n in names]),
-        )
-
-
-def refresh_modalities(conn: Conn, partition: str, study_pks: list[int]) -> None:
-    """Recompute ModalitiesInStudy (PS3.4 C.6.1.1.3.2) of studies from their series; the
-    studies are locked by the caller, so no series can be added meanwhile."""
-    conn.execute("DELETE FROM study_modalities WHERE study_pk = ANY(%s)", (study_pks,))
-    conn.execute(
-        "INSERT INTO study_modalities (study_pk, partition, modality)"
-        " SELECT DISTINCT study_pk, partition, modality FROM series"
-        " WHERE partition = %s AND study_pk = ANY(%s) AND modality IS NOT NULL",
-        (partition, study_pks),
-    )
-    conn.execute(
-        "UPDATE studies s SET modalities = convert_to(coalesce((SELECT"
-        " json_agg(m.modality ORDER BY m.modality)::text FROM study_modalities m"
-        " WHERE m.study_pk = s.pk), '[]'), 'UTF8') WHERE s.pk = ANY(%s)",
-        (study_pks,),
-    )
-
-
-def write_events(conn: Conn, events: Sequence[Event], now: datetime) -> None:
-    """Append to the outbox in the caller's transaction (DESIGN.md key idea 4).
-
-    Identity values are handed out at INSERT, not at COMMIT: two transactions could commit
-    their events out of `seq` order, and a reader polling `events_since(seq)` would skip the
-    late one forever. The advisory lock, held to the end of the transaction, makes appenders
-    take turns for the short tail of their transactions, so `seq` order is commit order.
-    """
-    if not events:
-        return
-    conn.execute("SELECT pg_advisory_xact_lock(%s)", (OUTBOX_LOCK,))
-    with conn.cursor() as cursor:
-        cursor.executemany(
-            "INSERT INTO outbox (type, partition, data, time) VALUES (%s, %s, %s, %s)",
-            [
-                (
-                    e.type,
-                    e.partition,
-                    Jsonb(e.data, dumps=lambda v: dumps(v).decode()),
-                    utc(e.time) if e.time else now,
-                )
-                for e in events
-            ],
         )
 
 
