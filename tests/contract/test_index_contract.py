@@ -293,6 +293,28 @@ def test_common_query_shapes(index: IndexStore) -> None:
     assert uids(index, q(Level.IMAGE, in_series), SOP_INSTANCE_UID) == [roe.sop_uid]
 
 
+def test_name_wild_cards_without_a_literal_prefix(index: IndexStore) -> None:
+    """"*SMITH*" cannot use a prefix range; back ends may compile it to a substring search
+    (PostgreSQL: LIKE over pg_trgm), which must find what the matcher finds."""
+    john = make(patient_id="P-1", patient_name="Doe^John")
+    ann = make(patient_id="P-2", patient_name="Dö^Ann")
+    odd = make(patient_id="P-3", patient_name="O'Hara%_^Jo\\hn")
+    store(index, john, ann, odd)
+
+    def studies(pattern: str) -> set[str]:
+        found = uids(index, q(Level.STUDY, key(PATIENT_NAME, "PN", Wildcard(pattern))), "0020000D")
+        return set(found)
+
+    assert studies("*OE^JOH*") == {john.study_uid}
+    assert studies("*john") == {john.study_uid}
+    assert studies("?Ö^ANN") == {ann.study_uid}
+    assert studies("*hn*") == {john.study_uid, odd.study_uid}
+    assert studies("*ara%_*") == {odd.study_uid}
+    assert studies("*a%_^jo\\h*") == {odd.study_uid}
+    assert studies("*ara_%*") == set()
+    assert studies("*O?^J*N") == {john.study_uid}
+
+
 def test_paging_is_stable_and_reports_more(index: IndexStore) -> None:
     created = [make() for _ in range(5)]
     for inst in created:

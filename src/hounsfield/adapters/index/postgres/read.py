@@ -29,7 +29,8 @@ from hounsfield.domain.model import Level
 from hounsfield.domain.query import Query
 from hounsfield.ports.index import Event, InstanceKey, QueryPage, RemoteAE, Stats, StoredInstance
 
-PG = Dialect("%s")
+#: psycopg placeholders; name wild cards without a prefix become LIKE (pg_trgm indexes them).
+PG = Dialect("%s", contains=True)
 
 
 def run_query(conn: Conn, query: Query) -> QueryPage:

@@ -14,6 +14,7 @@ SQLite's BINARY collation gives; PostgreSQL columns must use COLLATE "C".
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from hounsfield.adapters.index.sql.columns import (
@@ -54,9 +55,12 @@ _SURROGATES = range(0xD800, 0xE000)
 
 @dataclass(frozen=True, slots=True)
 class Dialect:
-    """What differs between DB-API drivers here: the parameter placeholder."""
+    """What differs between back ends here: the parameter placeholder, and whether a name
+    wild card without a literal prefix ("*SMITH*") should become `fold LIKE '%smith%'`
+    (worth it where a trigram index serves LIKE: PostgreSQL with pg_trgm)."""
 
     param: str = "?"
+    contains: bool = False
 
 
 SQLITE = Dialect("?")
@@ -116,6 +120,7 @@ class _Compiler:
     def __init__(self, query: Query, dialect: Dialect) -> None:
         self.query = query
         self.p = dialect.param
+        self.contains = dialect.contains
         self.aliases = LEVEL_ALIASES[query.level]
         self.out = Prefilter()
 
@@ -134,6 +139,18 @@ class _Compiler:
         if upper is None:
             return f"{expr} >= {self.p}", [prefix]
         return f"{expr} >= {self.p} AND {expr} < {self.p}", [prefix, upper]
+
+    def _substrings(self, expr: str, pattern: str) -> tuple[str, list[object]] | None:
+        """`expr LIKE '%a%b%'` for the folded literal runs of a wild card pattern, when one
+        is long enough for a trigram index (three characters). Implied by the matcher's rule:
+        a group that matches contains every literal run case-insensitively, in order, and
+        `fold_name` folds character by character, so the folded runs are substrings of the
+        folded group in the same order ("?" and the ends become "%": a superset)."""
+        runs = [fold_name(run) for run in re.split(r"[*?]", pattern) if run]
+        if not runs or max(len(run) for run in runs) < 3:
+            return None
+        escaped = [re.sub(r"([\\%_])", r"\\\1", run) for run in runs]
+        return f"{expr} LIKE {self.p}", ["%" + "%".join(escaped) + "%"]
 
     def key(self, key: MatchKey) -> None:
         matcher = key.matcher
@@ -240,6 +257,8 @@ class _Compiler:
         elif isinstance(matcher, Wildcard):
             group = _pn_key_group(matcher.pattern)
             condition = self._prefix("fold", fold_name(literal_prefix(group)))
+            if condition is None and self.contains:
+                condition = self._substrings("fold", group)
         else:
             return
         if condition is None:

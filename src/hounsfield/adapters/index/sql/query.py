@@ -165,7 +165,7 @@ def candidate_statements(
     client-side cursor (PostgreSQL) stop early and lets the planner choose a fast-start plan.
     """
     base = BASE[query.level]
-    prefilter = compile_prefilter(query)  # "?" placeholders, rendered below
+    prefilter = compile_prefilter(query, Dialect("?", dialect.contains))  # rendered below
     joins, scope, scope_params = _candidate_from(
         query.level, set(prefilter.tables), query.partition
     )
