@@ -7,7 +7,9 @@ ask for an `Archive` and close it when done.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,11 +30,14 @@ from hounsfield.frontends.dimse.qr import register_query_retrieve
 from hounsfield.frontends.dimse.server import DimseOptions, DimseServer, default_registry
 from hounsfield.frontends.dimse.worklist import register_worklist
 from hounsfield.ports.blobs import BlobStore
+from hounsfield.ports.bus import EventBus
 from hounsfield.ports.index import IndexStore
 from hounsfield.services.admin import AdminService
+from hounsfield.services.cloudevents import default_source
 from hounsfield.services.commitment import CommitmentService
 from hounsfield.services.container import Services
 from hounsfield.services.dicom_send import DicomSendService
+from hounsfield.services.events import RelayPosition, run_relay
 from hounsfield.services.ingest import DuplicatePolicy, IngestService
 from hounsfield.services.integrity import IntegrityService
 from hounsfield.services.lifecycle import LifecycleService
@@ -129,6 +134,51 @@ def _open_object_blobs(url: str) -> BlobStore:
         raise ConfigError(str(exc)) from None
 
 
+_BUS_ADAPTERS = {
+    # scheme: (module, class, extra, the client's top-level module)
+    "redis": ("hounsfield.adapters.bus.redis", "RedisStreamBus", "redis", "redis"),
+    "rediss": ("hounsfield.adapters.bus.redis", "RedisStreamBus", "redis", "redis"),
+    "amqp": ("hounsfield.adapters.bus.amqp", "AmqpBus", "amqp", "pika"),
+    "amqps": ("hounsfield.adapters.bus.amqp", "AmqpBus", "amqp", "pika"),
+    "nats": ("hounsfield.adapters.bus.nats", "NatsJetStreamBus", "nats", "nats"),
+    "tls": ("hounsfield.adapters.bus.nats", "NatsJetStreamBus", "nats", "nats"),
+}
+
+
+def bus_opener(url: str, source: str) -> Callable[[], EventBus]:
+    """A function that connects to the bus of `url`. The adapter module is imported now, so a
+    missing optional client is a start-up error naming the extra (DESIGN.md key idea 7); the
+    connection is made later, by the relay, so an unreachable broker only delays events."""
+    scheme = urlparse(url).scheme
+    if scheme == "inprocess":
+        from hounsfield.adapters.bus.inprocess import InProcessBus
+
+        return InProcessBus
+    if scheme not in _BUS_ADAPTERS:
+        raise ConfigError(
+            f"unsupported bus URL {url!r} (supported: inprocess://, redis://, amqp://, nats://)"
+        )
+    module_name, class_name, extra, client = _BUS_ADAPTERS[scheme]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or exc.name.split(".")[0] != client:
+            raise
+        raise ConfigError(
+            f"bus URL {url!r} needs the optional {client} client: pip install 'hounsfield[{extra}]'"
+        ) from None
+    adapter = getattr(module, class_name)
+
+    def open_bus() -> EventBus:
+        try:
+            bus: EventBus = adapter(url, source)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        return bus
+
+    return open_bus
+
+
 @dataclass
 class Archive:
     """An opened archive: settings, adapters and the services built on them."""
@@ -208,6 +258,16 @@ def build_http_app(archive: Archive) -> HttpApp:
                 log.exception("sweep failed")
             await asyncio.sleep(SWEEP_INTERVAL_SECONDS)
 
+    open_bus = bus_opener(settings.bus_url, default_source(settings.ae_title))
+    position = RelayPosition(
+        settings.data_dir / "events" / "relay-position.json",
+        settings.index_url,
+        durable=settings.durable,
+    )
+
+    async def relay() -> None:
+        await run_relay(archive.index, open_bus, position)
+
     options = HttpOptions(
         dicomweb=DicomWebOptions(
             default_partition=settings.default_partition,
@@ -215,7 +275,9 @@ def build_http_app(archive: Archive) -> HttpApp:
         ),
         cors_origins=settings.cors_origins,
     )
-    return HttpApp(archive.services, options, background=[sweeper], on_shutdown=archive.close)
+    return HttpApp(
+        archive.services, options, background=[sweeper, relay], on_shutdown=archive.close
+    )
 
 
 def dimse_options(settings: Settings) -> DimseOptions:

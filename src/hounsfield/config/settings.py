@@ -24,6 +24,8 @@ _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 # s3/gs/az need the optional obstore package; bootstrap says which extra when it is missing.
 _INDEX_SCHEMES = ("sqlite://", "postgresql://", "postgres://")
 _BLOB_SCHEMES = ("file://", "memory://", "s3://", "gs://", "az://")
+# redis/amqp/nats need optional clients; bootstrap names the extra when one is missing.
+_BUS_SCHEMES = ("inprocess://", "redis://", "rediss://", "amqp://", "amqps://", "nats://", "tls://")
 
 
 class ConfigError(ValueError):
@@ -47,6 +49,7 @@ class Settings:
     data_dir: Path
     index_url: str
     blob_url: str
+    bus_url: str
     default_partition: str
     duplicate_policy: str
     bulk_data_threshold: int
@@ -156,7 +159,11 @@ def _validate(values: dict[str, Any]) -> None:
     ):
         if values[key] < 0:
             raise ConfigError(f"setting {key!r}: must not be negative, got {values[key]}")
-    for key, schemes in (("index_url", _INDEX_SCHEMES), ("blob_url", _BLOB_SCHEMES)):
+    for key, schemes in (
+        ("index_url", _INDEX_SCHEMES),
+        ("blob_url", _BLOB_SCHEMES),
+        ("bus_url", _BUS_SCHEMES),
+    ):
         if not values[key].startswith(schemes):
             raise ConfigError(
                 f"setting {key!r}: {values[key]!r} has an unsupported scheme "
