@@ -197,8 +197,10 @@ class IndexStore(Protocol):
     def all_instances(self, partition: str | None = None) -> Iterator[StoredInstance]:
         """Every committed instance (for integrity checks and re-indexing)."""
 
-    def events_since(self, seq: int, limit: int) -> list[Event]:
-        """Outbox events with a sequence number greater than `seq`, in order."""
+    def events_since(self, seq: int, limit: int, partition: str | None = None) -> list[Event]:
+        """Outbox events with a sequence number greater than `seq`, in order: all of them for
+        the relay (`partition=None`), one partition's for its change feed (PS3.18-style
+        paging by sequence must not return a short page because of other tenants)."""
 
     def put_remote_ae(self, ae: RemoteAE) -> bool:
         """Create or replace; True when created."""

@@ -153,14 +153,16 @@ def instances_after(
     return [(int(r[0]), stored_instance(r)) for r in conn.execute(sql, params, binary=True)]
 
 
-def events_since(conn: Conn, seq: int, limit: int) -> list[Event]:
+def events_since(conn: Conn, seq: int, limit: int, partition: str | None = None) -> list[Event]:
+    sql = "SELECT seq, type, partition, data, time FROM outbox WHERE seq > %s"
+    params: list[object] = [seq]
+    if partition is not None:
+        sql += " AND partition = %s"
+        params.append(partition)
+    params.append(limit)
     return [
         Event(type=r[1], partition=r[2], data=r[3], seq=int(r[0]), time=r[4])
-        for r in conn.execute(
-            "SELECT seq, type, partition, data, time FROM outbox WHERE seq > %s"
-            " ORDER BY seq LIMIT %s",
-            (seq, limit),
-        )
+        for r in conn.execute(sql + " ORDER BY seq LIMIT %s", params)
     ]
 
 

@@ -158,7 +158,15 @@ def instances_after(
     return [(int(r[0]), stored_instance(r)) for r in conn.execute(sql, params)]
 
 
-def events_since(conn: sqlite3.Connection, seq: int, limit: int) -> list[Event]:
+def events_since(
+    conn: sqlite3.Connection, seq: int, limit: int, partition: str | None = None
+) -> list[Event]:
+    sql = "SELECT seq, type, partition, data, time FROM outbox WHERE seq > ?"
+    params: list[object] = [seq]
+    if partition is not None:
+        sql += " AND partition = ?"
+        params.append(partition)
+    params.append(limit)
     return [
         Event(
             type=r[1],
@@ -167,11 +175,7 @@ def events_since(conn: sqlite3.Connection, seq: int, limit: int) -> list[Event]:
             seq=int(r[0]),
             time=datetime.fromisoformat(r[4]),
         )
-        for r in conn.execute(
-            "SELECT seq, type, partition, data, time FROM outbox WHERE seq > ?"
-            " ORDER BY seq LIMIT ?",
-            (seq, limit),
-        )
+        for r in conn.execute(sql + " ORDER BY seq LIMIT ?", params)
     ]
 
 

@@ -178,8 +178,8 @@ class SqliteIndex:
 
     # -- outbox, remote AEs, statistics --------------------------------------------------
 
-    def events_since(self, seq: int, limit: int) -> list[Event]:
-        return self._read(lambda c: read.events_since(c, seq, limit))
+    def events_since(self, seq: int, limit: int, partition: str | None = None) -> list[Event]:
+        return self._read(lambda c: read.events_since(c, seq, limit, partition))
 
     def put_remote_ae(self, ae: RemoteAE) -> bool:
         def put(conn: sqlite3.Connection) -> bool:
