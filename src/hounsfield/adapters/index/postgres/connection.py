@@ -106,6 +106,10 @@ def run_read(
     with pool.connection() as conn:
         if not snapshot:
             return work(conn)
-        with conn.transaction():
-            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            return work(conn)
+        # psycopg puts these in the BEGIN statement itself: no extra round trip.
+        conn.isolation_level, conn.read_only = psycopg.IsolationLevel.REPEATABLE_READ, True
+        try:
+            with conn.transaction():
+                return work(conn)
+        finally:
+            conn.isolation_level, conn.read_only = None, None
