@@ -1,8 +1,9 @@
 # syntax=docker/dockerfile:1
 # Hounsfield container image: `docker build -t hounsfield .` (docs/deployment.md).
 # The image serves DICOMweb + the admin API on 8080 and DIMSE on 11112, keeps its state under
-# /data (SQLite index, file blobs, staging), and carries the PostgreSQL and S3/GCS/Azure drivers,
-# so the same image runs embedded or scaled out (HOUNSFIELD_INDEX_URL, HOUNSFIELD_BLOB_URL).
+# /data (SQLite index, file blobs, staging), and carries the PostgreSQL, S3/GCS/Azure and event bus
+# (Redis, RabbitMQ, NATS) drivers, so the same image runs embedded or scaled out
+# (HOUNSFIELD_INDEX_URL, HOUNSFIELD_BLOB_URL, HOUNSFIELD_BUS_URL).
 
 ARG PYTHON_VERSION=3.11
 
@@ -19,7 +20,7 @@ WORKDIR /src
 # No compiler in this stage: every dependency is expected to install from a wheel.
 COPY pyproject.toml README.md ./
 COPY src ./src
-RUN /opt/hounsfield/bin/pip install --no-cache-dir ".[postgresql,s3]" \
+RUN /opt/hounsfield/bin/pip install --no-cache-dir ".[postgresql,s3,redis,amqp,nats]" \
  && /opt/hounsfield/bin/hounsfield --version
 
 # --- runtime: the slim base, the virtual environment and a non-root user ----------------------

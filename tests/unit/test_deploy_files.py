@@ -132,7 +132,9 @@ def test_dockerfile_installs_extras_that_exist() -> None:
     extras = set(project["project"]["optional-dependencies"])
     text = DOCKERFILE.read_text(encoding="utf-8")
     (installed,) = re.findall(r'pip install [^"]*"\.\[([^\]]+)\]"', text)
-    assert set(installed.split(",")) == {"postgresql", "s3"}
+    # The scale-out drivers: index, object storage and, where their extras exist, the event bus.
+    wanted = {"postgresql", "s3"} | ({"redis", "amqp", "nats"} & extras)
+    assert set(installed.split(",")) == wanted
     assert set(installed.split(",")) <= extras
     # What the build copies is what .dockerignore lets through.
     ignore = (ROOT / ".dockerignore").read_text(encoding="utf-8")
@@ -211,6 +213,9 @@ def test_compose_wires_the_readme_urls() -> None:
         assert "PGPASSWORD" in env
         assert env["HOUNSFIELD_BLOB_URL"].startswith("s3://pacs/")
         assert env["AWS_ENDPOINT_URL"] == "http://minio:9000"
+        assert env["HOUNSFIELD_BUS_URL"].startswith("amqp://hounsfield:")
+        assert "@rabbitmq:5672/" in env["HOUNSFIELD_BUS_URL"]
+        assert services[name]["depends_on"]["rabbitmq"]["condition"] == "service_healthy"
         for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"):
             assert env[key]
     # The bucket the replicas use is the one minio-init creates.
@@ -295,6 +300,7 @@ def test_chart_scaled_out() -> None:
     assert config["HOUNSFIELD_BLOB_URL"] == "s3://pacs/site-a"
     env = {e["name"]: e for e in container["env"]}
     assert env["HOUNSFIELD_INDEX_URL"]["valueFrom"]["secretKeyRef"]["name"] == "hounsfield-db"
+    assert env["HOUNSFIELD_BUS_URL"]["valueFrom"]["secretKeyRef"]["name"] == "hounsfield-bus"
     assert env["PGPASSWORD"]["valueFrom"]["secretKeyRef"]["key"] == "password"
     sources = container["envFrom"]
     assert {"secretRef": {"name": "hounsfield-s3"}} in sources
@@ -346,13 +352,22 @@ def test_chart_default_is_one_embedded_replica() -> None:
 
 
 @pytest.mark.services
-def test_chart_inline_index_url_goes_in_a_secret() -> None:
+def test_chart_inline_urls_go_in_a_secret() -> None:
     url = "postgresql://hounsfield@db:5432/pacs?schema=archive"
-    docs = render("--set", f"index.url={url}", "--set", "persistence.enabled=true")
+    bus = "amqp://hounsfield:secret@rabbitmq:5672/%2F"
+    docs = render(
+        "--set", f"index.url={url}", "--set", f"bus.url={bus}", "--set", "persistence.enabled=true"
+    )
     secrets = [d for d in docs if d["kind"] == "Secret"]
-    assert {s["stringData"]["index-url"] for s in secrets} == {url}
     assert len(secrets) == 2  # the release's and the migration hook's
-    assert url not in yaml.safe_dump(only(docs, "ConfigMap", "server"))
+    for secret in secrets:
+        assert secret["stringData"] == {"index-url": url, "bus-url": bus}
+    for config in (d for d in docs if d["kind"] == "ConfigMap"):
+        assert url not in yaml.safe_dump(config) and "secret@" not in yaml.safe_dump(config)
+    (container,) = only(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"]}
+    assert env["HOUNSFIELD_BUS_URL"]["key"] == "bus-url"
+    assert env["HOUNSFIELD_INDEX_URL"]["key"] == "index-url"
     assert any(d["kind"] == "PersistentVolumeClaim" for d in docs)
 
 

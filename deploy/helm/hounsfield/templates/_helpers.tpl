@@ -132,6 +132,19 @@ env:
       name: {{ $secret }}
       key: index-url
 {{- end }}
+{{- if $root.Values.bus.existingSecret }}
+- name: HOUNSFIELD_BUS_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ $root.Values.bus.existingSecret }}
+      key: {{ $root.Values.bus.existingSecretKey }}
+{{- else if $root.Values.bus.url }}
+- name: HOUNSFIELD_BUS_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: bus-url
+{{- end }}
 {{- if $root.Values.index.passwordSecret.name }}
 - name: PGPASSWORD
   valueFrom:
@@ -144,7 +157,16 @@ env:
 {{- end }}
 {{- end }}
 
-{{/* The chart's own Secret is needed only for an inline index URL. */}}
+{{/* The chart's own Secret holds the URLs given inline (they may carry credentials). */}}
 {{- define "hounsfield.needsSecret" -}}
-{{- if and .Values.index.url (not .Values.index.existingSecret) }}true{{ end }}
+{{- if or (and .Values.index.url (not .Values.index.existingSecret)) (and .Values.bus.url (not .Values.bus.existingSecret)) }}true{{ end }}
+{{- end }}
+
+{{- define "hounsfield.secretData" -}}
+{{- if and .Values.index.url (not .Values.index.existingSecret) }}
+index-url: {{ .Values.index.url | quote }}
+{{- end }}
+{{- if and .Values.bus.url (not .Values.bus.existingSecret) }}
+bus-url: {{ .Values.bus.url | quote }}
+{{- end }}
 {{- end }}
