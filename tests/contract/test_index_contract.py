@@ -294,7 +294,7 @@ def test_common_query_shapes(index: IndexStore) -> None:
 
 
 def test_name_wild_cards_without_a_literal_prefix(index: IndexStore) -> None:
-    """"*SMITH*" cannot use a prefix range; back ends may compile it to a substring search
+    """ "*SMITH*" cannot use a prefix range; back ends may compile it to a substring search
     (PostgreSQL: LIKE over pg_trgm), which must find what the matcher finds."""
     john = make(patient_id="P-1", patient_name="Doe^John")
     ann = make(patient_id="P-2", patient_name="Dö^Ann")
