@@ -33,6 +33,7 @@ from hounsfield.ports.blobs import BlobStore
 from hounsfield.ports.bus import EventBus
 from hounsfield.ports.index import IndexStore
 from hounsfield.services.admin import AdminService
+from hounsfield.services.changefeed import ChangeFeedService
 from hounsfield.services.cloudevents import default_source
 from hounsfield.services.commitment import CommitmentService
 from hounsfield.services.container import Services
@@ -230,6 +231,7 @@ def open_archive(settings: Settings) -> Archive:
         ),
         worklist=WorklistService(SqliteWorklistStore(settings.data_dir / "worklist.db")),
         commitment=CommitmentService(index, blobs),
+        changefeed=ChangeFeedService(index),
         mpps=MppsService(SqliteWorklistStore(settings.data_dir / "worklist.db", table="mpps")),
     )
     return Archive(settings, index, blobs, services)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hounsfield.services.admin import AdminService
+from hounsfield.services.changefeed import ChangeFeedService
 from hounsfield.services.commitment import CommitmentService
 from hounsfield.services.dicom_send import DicomSendService
 from hounsfield.services.ingest import IngestService
@@ -36,3 +37,5 @@ class Services:
     commitment: CommitmentService | None = None
     #: Modality Performed Procedure Steps recorded from N-CREATE/N-SET (PS3.4 Annex F).
     mpps: MppsService | None = None
+    #: The change feed read from the outbox (DICOMweb /changefeed, docs/events.md).
+    changefeed: ChangeFeedService | None = None

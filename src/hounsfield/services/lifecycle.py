@@ -37,7 +37,13 @@ class LifecycleService:
         if series_uid is not None:
             data["seriesInstanceUID"] = series_uid
         event = Event(type=kind, partition=partition, data=data)
-        deleted = self.index.delete(partition, study_uid, series_uid, sop_uid, events=[event])
+        deleted = self.index.delete(
+            partition,
+            study_uid,
+            series_uid,
+            sop_uid,
+            events=[*self._instance_events(partition, study_uid, series_uid, sop_uid), event],
+        )
         if deleted.instances == 0:
             raise NotFoundError(
                 f"nothing to delete at study {study_uid}"
@@ -50,3 +56,21 @@ class LifecycleService:
             except OSError as exc:
                 log.warning("blob %s could not be deleted (left for check --repair): %s", key, exc)
         return deleted.instances
+
+    def _instance_events(
+        self, partition: str, study_uid: str, series_uid: str | None, sop_uid: str | None
+    ) -> list[Event]:
+        """A series or study delete also records one `instance.deleted` per instance, so the
+        change feed and instance-level consumers see every removed instance (the Azure-style
+        change feed lists instances). Listed before the delete transaction: an instance
+        committed in between is removed with only the level event to tell."""
+        if sop_uid is not None:
+            return []
+        return [
+            Event(
+                type=events.INSTANCE_DELETED,
+                partition=partition,
+                data=events.instance_payload(i.study_uid, i.series_uid, i.sop_uid, i.sop_class_uid),
+            )
+            for i in self.index.instances(partition, study_uid, series_uid)
+        ]

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 
 from hounsfield.domain.model import Level
-from hounsfield.frontends.dicomweb import qido, stow, wado
+from hounsfield.frontends.dicomweb import changefeed, qido, stow, wado
 from hounsfield.frontends.dicomweb.context import Context
 from hounsfield.frontends.http.core import Request, Response, Router
 
@@ -39,6 +39,8 @@ def _routes() -> list[tuple[str, tuple[str, ...], ContextHandler]]:
         (STUDY, ("DELETE",), wado.delete),
         (SERIES, ("DELETE",), wado.delete),
         (INSTANCE, ("DELETE",), wado.delete),
+        ("/changefeed", ("GET",), changefeed.feed),
+        ("/changefeed/latest", ("GET",), changefeed.latest),
     ]
 
 
