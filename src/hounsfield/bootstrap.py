@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from hounsfield.adapters import webhook_http
 from hounsfield.adapters.blobs.file import FileBlobStore
 from hounsfield.adapters.blobs.memory import MemoryBlobStore
 from hounsfield.adapters.dimse_client import PynetdicomNetwork
@@ -38,7 +39,7 @@ from hounsfield.services.cloudevents import default_source
 from hounsfield.services.commitment import CommitmentService
 from hounsfield.services.container import Services
 from hounsfield.services.dicom_send import DicomSendService
-from hounsfield.services.events import RelayPosition, run_relay
+from hounsfield.services.events import RelayPosition, run_consumer, run_relay
 from hounsfield.services.ingest import DuplicatePolicy, IngestService
 from hounsfield.services.integrity import IntegrityService
 from hounsfield.services.lifecycle import LifecycleService
@@ -47,11 +48,14 @@ from hounsfield.services.qr import QueryRetrieveService
 from hounsfield.services.query import QueryService
 from hounsfield.services.retrieve import RetrieveService
 from hounsfield.services.staging import StagingArea
+from hounsfield.services.webhooks import WebhookSender
 from hounsfield.services.worklist import WorklistService
 
 log = logging.getLogger(__name__)
 
 SWEEP_INTERVAL_SECONDS = 300.0
+#: The consumer group of the webhook sender on the bus.
+WEBHOOK_GROUP = "webhooks"
 
 
 def _path_from_url(url: str, scheme: str) -> Path:
@@ -154,7 +158,8 @@ def bus_opener(url: str, source: str) -> Callable[[], EventBus]:
     if scheme == "inprocess":
         from hounsfield.adapters.bus.inprocess import InProcessBus
 
-        return InProcessBus
+        shared = InProcessBus()  # the relay and the consumers of this process share it
+        return lambda: shared
     if scheme not in _BUS_ADAPTERS:
         raise ConfigError(
             f"unsupported bus URL {url!r} (supported: inprocess://, redis://, amqp://, nats://)"
@@ -267,8 +272,32 @@ def build_http_app(archive: Archive) -> HttpApp:
         durable=settings.durable,
     )
 
+    webhooks = WebhookSender(
+        settings.webhook_urls,
+        settings.webhook_secret,
+        default_source(settings.ae_title),
+        webhook_http.post,
+        max_attempts=settings.webhook_max_attempts,
+    )
+
+    def declare_webhooks() -> None:
+        bus = open_bus()
+        try:
+            bus.declare(WEBHOOK_GROUP)
+        finally:
+            bus.close()
+
     async def relay() -> None:
+        if settings.webhook_urls:
+            # Before the first publish, so that a new webhook group misses nothing.
+            try:
+                await asyncio.to_thread(declare_webhooks)
+            except Exception:
+                log.exception("could not declare the webhook consumer group")
         await run_relay(archive.index, open_bus, position)
+
+    async def webhook_consumer() -> None:
+        await run_consumer(open_bus, WEBHOOK_GROUP, webhooks)
 
     options = HttpOptions(
         dicomweb=DicomWebOptions(
@@ -278,7 +307,10 @@ def build_http_app(archive: Archive) -> HttpApp:
         cors_origins=settings.cors_origins,
     )
     return HttpApp(
-        archive.services, options, background=[sweeper, relay], on_shutdown=archive.close
+        archive.services,
+        options,
+        background=[sweeper, relay, *([webhook_consumer] if settings.webhook_urls else [])],
+        on_shutdown=archive.close,
     )
 
 

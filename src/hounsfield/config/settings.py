@@ -50,6 +50,9 @@ class Settings:
     index_url: str
     blob_url: str
     bus_url: str
+    webhook_urls: tuple[str, ...]
+    webhook_secret: str
+    webhook_max_attempts: int
     default_partition: str
     duplicate_policy: str
     bulk_data_threshold: int
@@ -132,7 +135,10 @@ def _validate(values: dict[str, Any]) -> None:
             f"setting 'log_level': {values['log_level']!r} is not one of {_LOG_LEVELS}"
         )
     values["log_level"] = values["log_level"].upper()
-    for key in ("bulk_data_threshold", "qido_max_limit", "http_workers"):
+    for url in values["webhook_urls"]:
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(f"setting 'webhook_urls': {url!r} is not an http(s) URL")
+    for key in ("bulk_data_threshold", "qido_max_limit", "http_workers", "webhook_max_attempts"):
         if values[key] < 1:
             raise ConfigError(f"setting {key!r}: must be at least 1, got {values[key]}")
     if values["dimse_max_pdu"] and not 4096 <= values["dimse_max_pdu"] <= (1 << 26):

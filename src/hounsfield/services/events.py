@@ -241,3 +241,27 @@ async def run_relay(
             with contextlib.suppress(Exception):
                 bus.close()
         position.unlock()
+
+
+async def run_consumer(
+    open_bus: Callable[[], EventBus],
+    group: str,
+    handler: Callable[[Event], None],
+    *,
+    retry_seconds: float = 5.0,
+) -> None:
+    """A consumer group member as a background task of `hounsfield serve` (webhooks): the
+    blocking loop runs in a thread; cancelling the task stops it within one fetch."""
+    stop = threading.Event()
+    try:
+        while not stop.is_set():
+            try:
+                bus = await asyncio.to_thread(open_bus)
+                await asyncio.to_thread(consume, bus, group, handler, stop)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("consumer %s failed; retrying in %.0f s", group, retry_seconds)
+                await asyncio.sleep(retry_seconds)
+    finally:
+        stop.set()

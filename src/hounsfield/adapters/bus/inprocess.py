@@ -89,5 +89,4 @@ class InProcessBus:
             self._cond.notify_all()
 
     def close(self) -> None:
-        with self._cond:
-            self._groups.clear()
+        """Nothing to release; groups stay, since the relay and consumers share one bus."""
