@@ -118,10 +118,12 @@ def test_report_on_a_new_association_after_release(
     reports: list[tuple[int, Dataset]] = []
     arrived = threading.Event()
 
-    def on_report(event: Any) -> int:
+    def on_report(event: Any) -> tuple[int, None]:
+        # As the acceptor of this association pynetdicom serves N-EVENT-REPORT as an SCP and
+        # wants (status, event reply).
         reports.append((int(event.request.EventTypeID), event.event_information))
         arrived.set()
-        return 0x0000
+        return 0x0000, None
 
     port = free_port()
     listener = AE(ae_title="CMTSCU2")
