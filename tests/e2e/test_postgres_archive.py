@@ -1,6 +1,6 @@
 """The real server with its index in PostgreSQL, configured only through HOUNSFIELD_INDEX_URL
-(issue 5): STOW-RS, QIDO-RS, WADO-RS metadata and DELETE end to end, then `hounsfield migrate`
-against the same schema."""
+(issue 5): STOW-RS, QIDO-RS, WADO-RS metadata and DELETE end to end, two replicas sharing one
+index and one blob directory, and `hounsfield migrate` against the same schema."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import httpx
 import pytest
@@ -29,13 +31,27 @@ def index_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def pg_server(index_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    data_dir = tmp_path_factory.mktemp("pg-archive") / "data"
-    running = start_server(data_dir, {"HOUNSFIELD_INDEX_URL": index_url})
+def replicas(
+    index_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[list[RunningServer]]:
+    """Two `hounsfield serve` processes, each with its own data directory (staging), sharing
+    the PostgreSQL index and one blob directory, as replicas behind a load balancer would."""
+    shared = tmp_path_factory.mktemp("pg-shared")
+    env = {"HOUNSFIELD_INDEX_URL": index_url, "HOUNSFIELD_BLOB_URL": f"file://{shared}/blobs"}
+    running: list[RunningServer] = []
     try:
+        for n in range(2):
+            data_dir = tmp_path_factory.mktemp(f"pg-replica-{n}") / "data"
+            running.append(start_server(data_dir, env))
         yield running
     finally:
-        stop_server(running)
+        for server in running:
+            stop_server(server)
+
+
+@pytest.fixture(scope="module")
+def pg_server(replicas: list[RunningServer]) -> RunningServer:
+    return replicas[0]
 
 
 def test_stow_qido_metadata_delete_through_postgresql(pg_server: RunningServer) -> None:
@@ -98,3 +114,43 @@ def test_migrate_command_finds_the_schema_up_to_date(
     )
     assert done.returncode == 0, done.stderr
     assert "up to date" in done.stdout
+
+
+def test_replicas_serve_one_archive(replicas: list[RunningServer]) -> None:
+    """Stored through one replica, found and retrieved through the other; the same study
+    stored through both at once is one study with every instance counted once."""
+    first, second = replicas
+    study = make_dataset(PatientID="PG-R")
+    parts = [
+        make_dataset(
+            StudyInstanceUID=study.StudyInstanceUID,
+            SeriesInstanceUID=study.SeriesInstanceUID,
+            PatientID="PG-R",
+            InstanceNumber=n,
+        )
+        for n in range(8)
+    ]
+
+    def stow(server: RunningServer, datasets: list[Any]) -> int:
+        body, content_type = multipart([to_bytes(ds) for ds in datasets])
+        return httpx.post(
+            server.dicomweb + "/studies", content=body, headers={"content-type": content_type}
+        ).status_code
+
+    with ThreadPoolExecutor(2) as pool:
+        statuses = list(pool.map(stow, [first, second], [parts[:5], parts[3:]]))
+    assert statuses == [200, 200] or sorted(statuses) == [200, 202], statuses
+
+    for server in replicas:
+        found = httpx.get(server.dicomweb + "/studies", params={"PatientID": "PG-R"})
+        [row] = found.json()
+        assert row["00201208"]["Value"] == [8]
+    instance = (
+        f"/studies/{study.StudyInstanceUID}/series/{study.SeriesInstanceUID}"
+        f"/instances/{parts[0].SOPInstanceUID}"
+    )
+    got = httpx.get(
+        second.dicomweb + instance, headers={"accept": "application/dicom; transfer-syntax=*"}
+    )
+    assert got.status_code == 200
+    assert got.content == to_bytes(parts[0])
