@@ -197,7 +197,8 @@ def _raw_association(objects: list[tuple[str, bytes]], port: int, max_pdu: int =
     sock.close()
 
 
-def run_storescu(paths: list[Path], port: int) -> float:
+def run_storescu(paths: list[Path], port: int, extra_env: dict[str, str] | None = None) -> float:
+    extra_env = extra_env or {}
     tool = shutil.which("storescu")
     if tool is None:
         raise RuntimeError("storescu (DCMTK) is not installed")
@@ -206,6 +207,7 @@ def run_storescu(paths: list[Path], port: int) -> float:
         [tool, "-aec", AE_TITLE, "-xe", "127.0.0.1", str(port), *map(str, paths)],
         check=True,
         capture_output=True,
+        env={**os.environ, **extra_env},
     )
     return time.perf_counter() - started
 
@@ -230,6 +232,8 @@ CLIENTS = {
     "raw": run_raw,
     "raw4": lambda paths, port: run_raw(paths, port, associations=4),
     "storescu": run_storescu,
+    # DCMTK sets TCP_NODELAY only when this variable asks for it (dcmnet/dulfsm.cc)
+    "storescu-nodelay": lambda paths, port: run_storescu(paths, port, {"TCP_NODELAY": "1"}),
     "pynetdicom": run_pynetdicom,
 }
 
