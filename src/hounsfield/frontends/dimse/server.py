@@ -94,6 +94,11 @@ class ServerContext:
                 outcome = await asyncio.wrap_future(
                     job.lane.submit(job.finish_and_ingest, self.services.ingest, assoc.partition)
                 )
+            except asyncio.CancelledError:
+                # The association ended first; if the ingest had not started on the lane it
+                # never will, and the staged file must not wait for the sweeper.
+                job.discard()
+                raise
             except Exception:
                 log.exception("C-STORE ingest failed")
                 job.discard()
