@@ -28,10 +28,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
         stop_server(running)
 
 
-def hounsfield(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def hounsfield(
+    tmp_path: Path, *args: str, ae_title: str = "CLIENT"
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOUNSFIELD_")}
     env["HOUNSFIELD_DATA_DIR"] = str(tmp_path / "client")
-    env["HOUNSFIELD_AE_TITLE"] = "CLIENT"
+    env["HOUNSFIELD_AE_TITLE"] = ae_title
     return subprocess.run(
         [sys.executable, "-m", "hounsfield.cli", *args],
         capture_output=True,
@@ -126,7 +128,8 @@ def test_fetch_a_study_from_another_archive_into_this_one(
             json={"host": "127.0.0.1", "port": here.dimse_port},
         )
         assert registered.status_code in (200, 201)
-        done = hounsfield(tmp_path, "move", study, "--from", remote, "--to", "ARCHIVE_B")
+        # `fetch` is `move --to <our own AE title>`, run with the fetching archive's settings.
+        done = hounsfield(tmp_path, "fetch", study, "--from", remote, ae_title="ARCHIVE_B")
         assert done.returncode == 0, done.stdout + done.stderr
         found = httpx.get(f"{here.dicomweb}/studies", params={"StudyInstanceUID": study})
         assert found.status_code == 200

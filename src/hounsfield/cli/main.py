@@ -182,3 +182,17 @@ def move(
     from hounsfield.cli.dimse import run_move
 
     sys.exit(run_move(_settings(ctx), study_uid, source, destination, _model(patient_root)))
+
+
+@cli.command()
+@click.argument("study_uid")
+@click.option("--from", "source", required=True, help="AET@HOST:PORT or a registered AE title.")
+@_MODEL
+@click.pass_context
+def fetch(ctx: click.Context, study_uid: str, source: str, patient_root: bool) -> None:
+    """Fetch a study from a remote AE into this archive: a C-MOVE whose destination is our own
+    AE title (the remote must know our host and DIMSE port; `hounsfield serve` must run)."""
+    from hounsfield.cli.dimse import run_move
+
+    settings = _settings(ctx)
+    sys.exit(run_move(settings, study_uid, source, settings.ae_title, _model(patient_root)))
