@@ -65,7 +65,7 @@ def _path_from_url(url: str, scheme: str) -> Path:
     return Path(unquote((parsed.netloc or "") + parsed.path))
 
 
-def open_index(url: str, *, durable: bool = True) -> IndexStore:
+def open_index(url: str, *, durable: bool = True, migrate: bool = True) -> IndexStore:
     if url.startswith("sqlite://"):
         path = _path_from_url(url, "sqlite")
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -73,7 +73,7 @@ def open_index(url: str, *, durable: bool = True) -> IndexStore:
         index.migrate()
         return index
     if url.startswith(POSTGRES_SCHEMES):
-        return _open_postgres(url, durable=durable)
+        return _open_postgres(url, durable=durable, migrate=migrate)
     raise ConfigError(
         f"unsupported index URL {url!r} (supported: sqlite:///path, postgresql://host/db)"
     )
@@ -82,10 +82,11 @@ def open_index(url: str, *, durable: bool = True) -> IndexStore:
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
-def _open_postgres(url: str, *, durable: bool) -> IndexStore:
-    """The PostgreSQL index, migrated: migrations are safe to run from every replica at
-    start-up (an advisory lock serialises them). psycopg is an optional dependency
-    (DESIGN.md key idea 7): without it, say which extra to install."""
+def _open_postgres(url: str, *, durable: bool, migrate: bool) -> IndexStore:
+    """The PostgreSQL index, migrated (safe from every replica at start-up: an advisory lock
+    serialises them) or, with `migrate=False`, checked to be up to date, for deployments that
+    migrate in a separate step. psycopg is an optional dependency (DESIGN.md key idea 7):
+    without it, say which extra to install."""
     try:
         from hounsfield.adapters.index.postgres import PostgresIndex
     except ImportError as exc:
@@ -97,7 +98,13 @@ def _open_postgres(url: str, *, durable: bool) -> IndexStore:
         ) from exc
     index = PostgresIndex.from_url(url, durable=durable)
     try:
-        index.migrate()
+        if migrate:
+            index.migrate()
+        elif (pending := index.pending_migrations()) > 0:
+            raise ConfigError(
+                f"the index schema lacks {pending} migration(s) and index_migrate is false:"
+                " run `hounsfield migrate` first"
+            )
     except BaseException:
         index.close()
         raise
@@ -209,7 +216,7 @@ class Archive:
 
 def open_archive(settings: Settings) -> Archive:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    index = open_index(settings.index_url, durable=settings.durable)
+    index = open_index(settings.index_url, durable=settings.durable, migrate=settings.index_migrate)
     blobs = open_blobs(settings.blob_url)
     staging = StagingArea(settings.staging_dir)
     duplicate_policy: DuplicatePolicy = (

@@ -139,3 +139,20 @@ def test_replicas_committing_one_new_study_keep_it_consistent(url: str) -> None:
     finally:
         for index in replicas:
             index.close()
+
+
+def test_index_migrate_false_refuses_a_schema_behind_and_migrate_fixes_it(
+    url: str, tmp_path: Path
+) -> None:
+    """index_migrate=false: replicas never change the schema; `hounsfield migrate` (here
+    open_index with migrate=True, which the command uses) brings it up to date first."""
+    with pytest.raises(ConfigError, match="hounsfield migrate"):
+        open_index(url, durable=False, migrate=False)
+    open_index(url, durable=False).close()
+    index = open_index(url, durable=False, migrate=False)
+    try:
+        assert index.stats() == []
+    finally:
+        index.close()
+    env = {"HOUNSFIELD_DATA_DIR": str(tmp_path), "HOUNSFIELD_INDEX_MIGRATE": "false"}
+    assert load_settings(environ=env).index_migrate is False

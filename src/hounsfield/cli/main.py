@@ -60,9 +60,11 @@ def serve(ctx: click.Context) -> None:
 @click.pass_context
 def migrate(ctx: click.Context) -> None:
     """Create or upgrade the index schema, then exit."""
+    import dataclasses
+
     from hounsfield.bootstrap import open_archive
 
-    archive = open_archive(_settings(ctx))
+    archive = open_archive(dataclasses.replace(_settings(ctx), index_migrate=True))
     archive.close()
     click.echo(f"index schema is up to date ({_settings(ctx).index_url})")
 

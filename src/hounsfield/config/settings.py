@@ -48,6 +48,7 @@ class Settings:
     dimse_allowed_calling_aes: tuple[str, ...]
     data_dir: Path
     index_url: str
+    index_migrate: bool
     blob_url: str
     bus_url: str
     webhook_urls: tuple[str, ...]

@@ -19,7 +19,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from hounsfield.adapters.index.postgres import begin, read, remove, write
 from hounsfield.adapters.index.postgres.batch import Conn, utc
 from hounsfield.adapters.index.postgres.connection import open_pool, run_read, run_transaction
+from hounsfield.adapters.index.postgres.migrate import PACKAGE, schema_version
 from hounsfield.adapters.index.postgres.migrate import migrate as run_migrations
+from hounsfield.adapters.index.sql.migrations import discover
 from hounsfield.domain.model import Level
 from hounsfield.domain.query import Query
 from hounsfield.ports.index import (
@@ -103,6 +105,11 @@ class PostgresIndex:
     def migrate(self) -> None:
         with self._pool.connection() as conn:
             run_migrations(conn, self.schema)
+
+    def pending_migrations(self) -> int:
+        """How many known migrations the schema lacks (0: up to date)."""
+        with self._pool.connection() as conn:
+            return len(discover(PACKAGE)) - schema_version(conn)
 
     def close(self) -> None:
         with self._close_lock:
