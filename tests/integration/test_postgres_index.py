@@ -156,3 +156,51 @@ def test_index_migrate_false_refuses_a_schema_behind_and_migrate_fixes_it(
         index.close()
     env = {"HOUNSFIELD_DATA_DIR": str(tmp_path), "HOUNSFIELD_INDEX_MIGRATE": "false"}
     assert load_settings(environ=env).index_migrate is False
+
+
+def test_deletes_racing_commits_of_one_patient_keep_counts_exact(url: str) -> None:
+    """Replica A keeps storing studies of one patient while replica B deletes them: a commit
+    whose patient row a delete removed is retried (`Retry`), and every count left matches
+    the rows left."""
+    storer, deleter = open_index(url, durable=False), open_index(url, durable=False)
+    studies = [new_uid() for _ in range(12)]
+    errors: list[BaseException] = []
+    stored = threading.Event()
+
+    def store() -> None:
+        try:
+            for study in studies:
+                storer.commit([make(study_uid=study, patient_id="RACE") for _ in range(3)], [])
+                stored.set()
+        except BaseException as exc:
+            errors.append(exc)
+
+    def delete() -> None:
+        try:
+            stored.wait(10)
+            for _ in range(3):
+                for study in studies:
+                    deleter.delete("default", study)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=store), threading.Thread(target=delete)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        left = [s for s in studies if storer.level_exists("default", Level.STUDY, s)]
+        stats = storer.stats()
+        if not left:
+            assert stats == []
+            return
+        [row] = stats
+        assert (row.patients, row.studies, row.instances) == (1, len(left), 3 * len(left))
+        [patient] = storer.query(Query(Level.PATIENT)).rows
+        assert patient["00201200"]["Value"] == [len(left)]  # type: ignore[index]
+        assert patient["00201204"]["Value"] == [3 * len(left)]  # type: ignore[index]
+    finally:
+        storer.close()
+        deleter.close()
