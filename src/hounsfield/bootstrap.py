@@ -304,7 +304,7 @@ def build_http_app(archive: Archive) -> HttpApp:
         await run_relay(archive.index, open_bus, position)
 
     async def webhook_consumer() -> None:
-        await run_consumer(open_bus, WEBHOOK_GROUP, webhooks)
+        await run_consumer(open_bus, WEBHOOK_GROUP, webhooks, max_events=1)
 
     options = HttpOptions(
         dicomweb=DicomWebOptions(

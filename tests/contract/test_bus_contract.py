@@ -204,3 +204,17 @@ def test_consumer_loop_dedupes_and_retries_failures(bus_factory: BusFactory) -> 
     stop.set()
     worker.join(5)
     assert handled.count(4) == 1
+
+
+def test_fetch_from_an_undeclared_group_starts_it(bus_factory: BusFactory) -> None:
+    """Redis, JetStream and the in-process bus create a group on first fetch (receiving events
+    from then on). A RabbitMQ queue exists only once declared, so its consumers declare first
+    (`services.events.consume` always does)."""
+    bus = bus_factory()
+    if type(bus).__name__ == "AmqpBus":
+        bus.declare("g2")
+    assert bus.fetch("g2", 10, 0.2) == []
+    bus.publish([_event(1)])
+    got = _drain(bus, "g2", 1)
+    assert [d.event.seq for d in got] == [1]
+    bus.ack("g2", got)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import threading
@@ -190,13 +191,17 @@ def consume(
     handler: Callable[[Event], None],
     stop: threading.Event,
     dedupe: Deduplicator | None = None,
+    *,
+    max_events: int = 100,
 ) -> None:
-    """Run a consumer until `stop` is set (in a thread: the bus port is synchronous)."""
+    """Run a consumer until `stop` is set (in a thread: the bus port is synchronous). Slow
+    handlers (webhooks with retries) take small batches, so that fetched events are not held
+    past the bus's ack_wait and redelivered to another member meanwhile."""
     dedupe = dedupe or Deduplicator()
     bus.declare(group)
     while not stop.is_set():
         try:
-            consume_once(bus, group, handler, dedupe, timeout=0.5)
+            consume_once(bus, group, handler, dedupe, max_events=max_events, timeout=0.5)
         except Exception:
             log.exception("consumer %s: bus error; retrying", group)
             stop.wait(1.0)
@@ -248,6 +253,7 @@ async def run_consumer(
     group: str,
     handler: Callable[[Event], None],
     *,
+    max_events: int = 100,
     retry_seconds: float = 5.0,
 ) -> None:
     """A consumer group member as a background task of `hounsfield serve` (webhooks): the
@@ -257,7 +263,13 @@ async def run_consumer(
         while not stop.is_set():
             try:
                 bus = await asyncio.to_thread(open_bus)
-                await asyncio.to_thread(consume, bus, group, handler, stop)
+                await asyncio.to_thread(
+                    functools.partial(consume, max_events=max_events),
+                    bus,
+                    group,
+                    handler,
+                    stop,
+                )
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -79,7 +79,15 @@ class RedisStreamBus:
         return out
 
     def fetch(self, group: str, max_events: int, timeout: float) -> list[Delivery]:
-        check_group(group)
+        try:
+            return self._fetch(check_group(group), max_events, timeout)
+        except redis.ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+        self.declare(group)  # the stream was deleted or never declared: start from now
+        return self._fetch(group, max_events, timeout)
+
+    def _fetch(self, group: str, max_events: int, timeout: float) -> list[Delivery]:
         end = time.monotonic() + timeout
         while True:
             claimed: Any = self.client.xautoclaim(
