@@ -147,7 +147,7 @@ class PostgresIndex:
     # -- queries and retrieval -----------------------------------------------------------
 
     def query(self, query: Query) -> QueryPage:
-        return self._read(lambda c: read.run_query(c, query), snapshot=True)
+        return self._read(lambda c: read.run_query(c, query))
 
     def instances(
         self,
