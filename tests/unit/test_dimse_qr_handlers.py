@@ -255,6 +255,20 @@ def test_get_without_a_storage_context_fails_every_sub_operation(setup: Setup) -
     assert sorted(failed["00080058"]["Value"]) == sorted(setup.sops)
 
 
+def test_get_of_a_lost_object_fails_that_sub_operation_only(setup: Setup) -> None:
+    setup.blobs.delete(f"default/{setup.sops[2]}.dcm")
+    assoc = FakeAssociation(setup.services)
+    assoc.contexts[3] = PresentationContext(3, CT, EXPLICIT, scp_role=True)
+    run(handle_get(assoc, get_request()))
+    status, counts, failed = assoc.responses[-1]
+    assert status == 0xB000
+    assert (counts["NumberOfCompletedSuboperations"], counts["NumberOfFailedSuboperations"]) == (
+        4,
+        1,
+    )
+    assert failed["00080058"]["Value"] == [setup.sops[2]]
+
+
 def test_get_with_warnings_is_b000(setup: Setup) -> None:
     assoc = FakeAssociation(setup.services)
     assoc.contexts[3] = PresentationContext(3, CT, EXPLICIT, scp_role=True)

@@ -256,7 +256,10 @@ class DicomSendService:
                     )
                 else:
                     status = self._store_rewritten(session, item, path, target, move_originator)
-        except OSError as exc:
+        except DicomNetworkError:
+            raise
+        except Exception as exc:  # missing or unreadable object: this sub-operation fails
+            log.error("cannot send %s: %s", item.sop_instance_uid, exc)
             return SendResult(item.sop_instance_uid, SendOutcome.FAILED, reason=str(exc))
         return SendResult(item.sop_instance_uid, outcome_of(status), status, "", target)
 

@@ -260,8 +260,9 @@ async def _relay(
         progress.add(queue.get_nowait())
 
 
-async def _chunks(reader: ObjectReader, instance: StoredInstance) -> AsyncIterator[bytes]:
-    offset = await asyncio.to_thread(reader.offset, instance)
+async def _chunks(
+    reader: ObjectReader, instance: StoredInstance, offset: int
+) -> AsyncIterator[bytes]:
     while offset < instance.size:
         piece = await asyncio.to_thread(reader.chunk, instance, offset, _CHUNK)
         if not piece:
@@ -279,7 +280,13 @@ async def _get_one(
     syntax = stored
     data: bytes | AsyncIterator[bytes]
     if assoc.find_context(instance.sop_class_uid, [stored], as_scu=True) is not None:
-        data = _chunks(reader, instance)
+        try:
+            # Before the C-STORE-RQ goes out: a missing object fails this sub-operation alone.
+            offset = await asyncio.to_thread(reader.offset, instance)
+        except (OSError, ValueError) as exc:
+            log.error("C-GET: cannot read %s: %s", instance.blob_key, exc)
+            return SendResult(instance.sop_uid, SendOutcome.FAILED, reason=str(exc))
+        data = _chunks(reader, instance, offset)
     else:
         other = _OTHER_LE.get(stored)
         if (
@@ -290,7 +297,11 @@ async def _get_one(
                 instance.sop_uid, SendOutcome.FAILED, reason=f"no context for {stored}"
             )
         syntax = other
-        data = await asyncio.to_thread(reader.rewritten, instance, other)
+        try:
+            data = await asyncio.to_thread(reader.rewritten, instance, other)
+        except Exception as exc:  # unreadable or missing object: this sub-operation fails
+            log.error("C-GET: cannot rewrite %s: %s", instance.blob_key, exc)
+            return SendResult(instance.sop_uid, SendOutcome.FAILED, reason=str(exc))
     try:
         result = await assoc.send_c_store_request(
             sop_class_uid=instance.sop_class_uid,
