@@ -142,3 +142,14 @@ def test_relay_publishes_cloudevents_to_redis(archive: RunningServer, tmp_path: 
     finally:
         bus.destroy()
         bus.close()
+
+
+def test_latest_follows_new_changes(archive: RunningServer) -> None:
+    root = archive.url + "/dicom-web/partitions/feed-latest"
+    assert httpx.get(f"{root}/changefeed/latest").json() == {}
+    for _ in range(2):
+        sop = uid()
+        stow(root, [make_instance(sop_uid=sop)])
+        latest = httpx.get(f"{root}/changefeed/latest", params={"includemetadata": "false"})
+        assert latest.json()["SopInstanceUid"] == sop
+        assert "Metadata" not in latest.json()

@@ -10,6 +10,7 @@ per instance (services/lifecycle.py).
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -56,6 +57,10 @@ class ChangeFeedEntry:
 class ChangeFeedService:
     def __init__(self, index: IndexStore) -> None:
         self.index = index
+        #: partition -> (outbox seq scanned up to, last listed seq or 0): the outbox is
+        #: append-only, so `latest` only reads what was appended since its previous call.
+        self._tail: dict[str, tuple[int, int]] = {}
+        self._tail_lock = threading.Lock()
 
     def _listed(self, partition: str, offset: int, limit: int) -> list[Event]:
         """The next `limit` events the feed lists, skipping level events."""
@@ -100,16 +105,20 @@ class ChangeFeedService:
         return out
 
     def latest(self, partition: str, *, include_metadata: bool = False) -> ChangeFeedEntry | None:
-        """The entry with the highest sequence (None for an empty feed). Reads the partition's
-        outbox forward; an index method for the last event would make this O(1)."""
-        last: Event | None = None
-        seq = 0
+        """The entry with the highest sequence (None for an empty feed). The first call in a
+        process reads the partition's outbox forward; later calls read only what was appended
+        since (an index method for the last event would make the first one O(1) too)."""
+        with self._tail_lock:
+            seq, last = self._tail.get(partition, (0, 0))
         while batch := self.index.events_since(seq, 5000, partition):
             listed = [e for e in batch if e.type in ACTIONS]
             if listed:
-                last = listed[-1]
+                last = listed[-1].seq
             seq = batch[-1].seq
-        if last is None:
+        with self._tail_lock:
+            if seq > self._tail.get(partition, (0, 0))[0]:
+                self._tail[partition] = (seq, last)
+        if last == 0:
             return None
-        (entry,) = self.entries(partition, last.seq - 1, 1, include_metadata=include_metadata)
+        (entry,) = self.entries(partition, last - 1, 1, include_metadata=include_metadata)
         return entry
