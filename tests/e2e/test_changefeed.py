@@ -153,3 +153,32 @@ def test_latest_follows_new_changes(archive: RunningServer) -> None:
         latest = httpx.get(f"{root}/changefeed/latest", params={"includemetadata": "false"})
         assert latest.json()["SopInstanceUid"] == sop
         assert "Metadata" not in latest.json()
+
+
+def test_several_http_workers_relay_each_event_once(tmp_path: Path) -> None:
+    """Workers share a data_dir: the relay lock lets exactly one of them publish."""
+    require_component("Redis", reachable(URLS["redis"]))
+    import redis
+
+    name = f"hftest-workers-{secrets.token_hex(4)}"
+    server = start_server(
+        tmp_path / "data",
+        {
+            "HOUNSFIELD_HTTP_WORKERS": "2",
+            "HOUNSFIELD_BUS_URL": f"{URLS['redis']}?name={name}",
+            "HOUNSFIELD_DIMSE_ENABLED": "false",
+        },
+    )
+    client = redis.Redis.from_url(URLS["redis"])
+    try:
+        for _ in range(4):
+            stow(server.dicomweb, [make_instance(sop_uid=uid())])
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and client.xlen(name) < 4:
+            time.sleep(0.1)
+        time.sleep(1.5)  # a second relay, if there were one, would have published by now
+        assert client.xlen(name) == 4
+    finally:
+        stop_server(server)
+        client.delete(name)
+        client.close()
