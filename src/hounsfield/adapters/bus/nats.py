@@ -1,7 +1,8 @@
 """NATS JetStream event bus (`nats://host:4222?name=hounsfield-events&ack_wait=30`).
 
 Events are published to the subject `<name>.<partition>` of a file-backed stream named
-`<name>`, awaiting JetStream's PubAck, with `Nats-Msg-Id` set to the CloudEvents id so that
+`<name>` (keeping the last `maxlen` messages, default 1,000,000, fixed when the stream is
+created), awaiting JetStream's PubAck, with `Nats-Msg-Id` set to the CloudEvents id so that
 JetStream drops a re-published event inside its duplicate window (a relay crash between
 publish and saving its position). Each consumer group is a durable pull consumer with explicit
 acks, delivering from the moment it is created; a message not acked within `ack_wait` seconds,
@@ -39,6 +40,7 @@ class NatsJetStreamBus:
         self.stream = options.name
         self.subject = options.name
         self.ack_wait = options.ack_wait
+        self.maxlen = options.maxlen
         self.source = source
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="nats-bus", daemon=True)
@@ -69,6 +71,7 @@ class NatsJetStreamBus:
                 subjects=[f"{self.subject}.>"],
                 storage=api.StorageType.FILE,
                 duplicate_window=120.0,
+                max_msgs=self.maxlen or -1,
             )
 
     async def _publish(self, events: Sequence[Event]) -> None:

@@ -16,7 +16,8 @@ class BusOptions:
     name: str
     #: Seconds before a fetched, unacknowledged event is delivered again.
     ack_wait: float
-    #: Redis only: approximate maximum stream length (0 = unbounded).
+    #: Redis and JetStream: maximum stream length kept (0 = unbounded); Redis trims
+    #: approximately. RabbitMQ keeps what each group's queue has not consumed.
     maxlen: int
 
 
