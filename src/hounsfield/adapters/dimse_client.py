@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 #: PS3.8 9.3.2.2: presentation context ids are odd numbers 1..255, so at most 128 contexts.
 MAX_CONTEXTS = 128
 VERIFICATION = "1.2.840.10008.1.1"
+#: Seconds pynetdicom's reactor naps when idle, on Storage SCU associations (default 0.001).
+STORE_LOOP_DELAY = 0.0001
 _COUNTS = (
     "NumberOfRemainingSuboperations",
     "NumberOfCompletedSuboperations",
@@ -157,7 +159,12 @@ class PynetdicomNetwork:
         ae = self._ae(calling_ae)
         for sop_class, syntax in contexts:
             ae.add_requested_context(sop_class, [syntax])
-        return PynetdicomStoreSession(self._associate(ae, remote))
+        assoc = self._associate(ae, remote)
+        # pynetdicom's reactor sleeps 1 ms whenever its queue is empty, which is several times
+        # per C-STORE (one P-DATA PDU per loop); a shorter nap doubles C-MOVE throughput.
+        with contextlib.suppress(AttributeError):
+            assoc.dul._run_loop_delay = STORE_LOOP_DELAY
+        return PynetdicomStoreSession(assoc)
 
     def _replies(self, responses: Iterator[tuple[Dataset, Dataset | None]]) -> Iterator[DimseReply]:
         for status, identifier in responses:
