@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import TypeVar
 
@@ -214,8 +215,11 @@ async def handle_move(assoc: Association, message: Message) -> None:
     def on_result(result: SendResult) -> None:
         loop.call_soon_threadsafe(queue.put_nowait, result)
 
+    requester_gone = threading.Event()
+
     def cancelled() -> bool:
-        return assoc.is_cancelled(message.message_id)
+        # C-CANCEL, or the requesting association ended: no one is left to report to.
+        return requester_gone.is_set() or assoc.is_cancelled(message.message_id)
 
     work = asyncio.ensure_future(
         asyncio.to_thread(
@@ -229,9 +233,10 @@ async def handle_move(assoc: Association, message: Message) -> None:
     )
     try:
         await _relay(assoc, message, progress, queue, work)
-    except AssociationAbortedError:
-        return
-    await progress.final(assoc, message)
+        await progress.final(assoc, message)
+    except (AssociationAbortedError, asyncio.CancelledError):
+        requester_gone.set()
+        raise
 
 
 async def _relay(
