@@ -187,7 +187,8 @@ def _raw_association(objects: list[tuple[str, bytes]], port: int, max_pdu: int =
         for start_at in range(0, len(view), fragment):
             last = start_at + fragment >= len(view)
             parts += _pdata(2 if last else 0, view[start_at : start_at + fragment])
-        sock.sendmsg(parts)
+        for start_at in range(0, len(parts), 512):  # at most IOV_MAX (1024) buffers a call
+            sock.sendmsg(parts[start_at : start_at + 512])
         pdu_type, body = _recv_pdu(sock)
         status_at = body.find(struct.pack("<HHI", 0, 0x0900, 2))
         status = struct.unpack_from("<H", body, status_at + 8)[0]
