@@ -33,6 +33,7 @@ from hounsfield.adapters.index.postgres import PostgresIndex
 from hounsfield.adapters.index.postgres.read import PG
 from hounsfield.adapters.index.sql.query import candidate_statements
 from hounsfield.domain.query import Query
+from hounsfield.ports.index import BeginOutcome
 
 
 def stored_keys(url: str, schema: str) -> Archive:
@@ -99,13 +100,15 @@ def small_batches(
 ) -> dict[str, object]:
     """Ingest `studies` more studies in commits of `batch` instances from `threads` threads."""
     _, generated = generate(studies, seed=99)
-    # other UIDs than the bulk fill's (the generator always uses one UID root): prefix them
+    # UIDs never stored before (the generator always uses one UID root): a run on a kept
+    # schema must ingest, not find duplicates
+    prefix = f"9.{secrets.randbelow(10**9)}."
     instances = [
         dataclasses.replace(
             inst,
-            study_uid="9." + inst.study_uid,
-            series_uid="9." + inst.series_uid,
-            sop_uid="9." + inst.sop_uid,
+            study_uid=prefix + inst.study_uid,
+            series_uid=prefix + inst.series_uid,
+            sop_uid=prefix + inst.sop_uid,
         )
         for study in generated
         for inst in study
@@ -119,7 +122,8 @@ def small_batches(
                 if not chunks:
                     return
                 chunk = chunks.pop()
-            index.begin(chunk)
+            outcomes = index.begin(chunk)
+            assert all(o is BeginOutcome.NEW for o in outcomes), "not a fresh ingest"
             index.commit(chunk, [])
 
     started = time.perf_counter()
