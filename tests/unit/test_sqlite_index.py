@@ -309,3 +309,22 @@ def test_what_compiles_to_sql() -> None:
     assert compile_prefilter(Query(Level.STUDY, keys=(bad_date,))).clauses == []
     at_series = compile_prefilter(Query(Level.SERIES, keys=(series_key, modalities)))
     assert (at_series.clauses, at_series.joins) == (["se.modality = ?"], [])
+
+
+def test_pending_only_groups_commit_without_syncing(tmp_path: Path) -> None:
+    """begin() need not be durable (ADR 0002); commit() must be, and syncs what came before."""
+    conn = sqlite3.connect(tmp_path / "t.db", isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("CREATE TABLE t (v INTEGER)")
+    committer = GroupCommitter(conn, durable=True)
+
+    def synchronous() -> int:
+        return int(conn.execute("PRAGMA synchronous").fetchone()[0])
+
+    committer.run(lambda c: c.execute("INSERT INTO t VALUES (1)"), durable=False)
+    assert synchronous() == 1  # NORMAL
+    committer.run(lambda c: c.execute("INSERT INTO t VALUES (2)"))
+    assert synchronous() == 2  # FULL
+    assert conn.execute("SELECT count(*) FROM t").fetchone()[0] == 2
+    conn.close()

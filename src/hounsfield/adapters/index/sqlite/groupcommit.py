@@ -33,6 +33,8 @@ MAX_GROUP = 128
 class _Work(Generic[T]):
     run: Callable[[sqlite3.Connection], T]
     transactional: bool = True
+    #: Must be on disk when `run` returns; pending-row writes need not be (ADR 0002).
+    durable: bool = True
     done: bool = False
     value: Any = None
     error: BaseException | None = field(default=None)
@@ -49,8 +51,12 @@ class _Work(Generic[T]):
 class GroupCommitter:
     """Serialises all use of the writer connection and batches transactional work."""
 
-    def __init__(self, conn: sqlite3.Connection, *, max_group: int = MAX_GROUP) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, *, max_group: int = MAX_GROUP, durable: bool = False
+    ) -> None:
         self._conn = conn
+        self._durable = durable
+        self._synchronous = "FULL" if durable else "NORMAL"
         self._max_group = max_group
         self._cond = threading.Condition()
         self._queue: list[_Work[Any]] = []
@@ -59,13 +65,25 @@ class GroupCommitter:
         self.transactions = 0
         self.pieces = 0
 
-    def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+    def run(self, work: Callable[[sqlite3.Connection], T], *, durable: bool = True) -> T:
         """Run `work(conn)` inside a write transaction shared with other threads' work.
 
         `work` may run twice (see the module docstring), so it must derive everything from
-        the database and its arguments, and keep no state outside the transaction.
+        the database and its arguments, and keep no state outside the transaction. With
+        `durable=False` (pending rows, aborts) a group made only of such work commits without
+        syncing the WAL; the next durable commit syncs those frames too, because the WAL is
+        written in order.
         """
-        return self._submit(_Work(work))
+        return self._submit(_Work(work, durable=durable))
+
+    def _sync_for(self, batch: list[_Work[Any]]) -> None:
+        """Switch `synchronous` between FULL and NORMAL (allowed between transactions only)."""
+        if not self._durable:
+            return
+        wanted = "FULL" if any(item.durable for item in batch) else "NORMAL"
+        if wanted != self._synchronous:
+            self._conn.execute(f"PRAGMA synchronous = {wanted}")
+            self._synchronous = wanted
 
     def exclusive(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run `work(conn)` alone, outside any transaction (migrations, maintenance)."""
@@ -126,6 +144,7 @@ class GroupCommitter:
     def _run_alone(self, item: _Work[Any]) -> None:
         conn = self._conn
         try:
+            self._sync_for([item])
             conn.execute("BEGIN IMMEDIATE")
             value = item.run(conn)
             conn.execute("COMMIT")
@@ -140,6 +159,7 @@ class GroupCommitter:
     def _run_group(self, batch: list[_Work[Any]]) -> None:
         conn = self._conn
         try:
+            self._sync_for(batch)
             conn.execute("BEGIN IMMEDIATE")
         except Exception as exc:  # the database is unavailable: nothing item-specific to retry
             for item in batch:

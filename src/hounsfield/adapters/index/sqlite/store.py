@@ -64,7 +64,7 @@ class SqliteIndex:
     def __init__(self, path: Path | str, *, durable: bool = True) -> None:
         self.path = str(path)
         self._writer = open_connection(self.path, durable=durable, reader=False)
-        self._committer = GroupCommitter(self._writer)
+        self._committer = GroupCommitter(self._writer, durable=durable)
         self._readers = ReaderPool(self.path, durable=durable)
         self._closed = False
         self._close_lock = threading.Lock()
@@ -95,7 +95,9 @@ class SqliteIndex:
 
     def begin(self, instances: Sequence[NewInstance]) -> list[BeginOutcome]:
         items = list(instances)
-        return self._committer.run(lambda c: write.begin_instances(c, items, time.time()))
+        return self._committer.run(
+            lambda c: write.begin_instances(c, items, time.time()), durable=False
+        )
 
     def commit(self, instances: Sequence[NewInstance], events: Sequence[Event]) -> None:
         items, evs = list(instances), list(events)
@@ -103,7 +105,7 @@ class SqliteIndex:
 
     def abort(self, partition: str, sop_uids: Sequence[str]) -> None:
         uids = list(sop_uids)
-        self._committer.run(lambda c: remove.abort_instances(c, partition, uids))
+        self._committer.run(lambda c: remove.abort_instances(c, partition, uids), durable=False)
 
     def sweep_pending(self, older_than: datetime) -> list[str]:
         cutoff = _timestamp(older_than)
