@@ -72,6 +72,16 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--scale-instances", type=int, default=5, help="instances per series at scale")
     p.add_argument("--query-studies", type=int, help="studies in the QIDO set (default 2000)")
     p.add_argument("--ct-studies", type=int, help="CT studies of 300 slices to STOW (default 4)")
+    p.add_argument(
+        "--scale-dir",
+        type=Path,
+        help="keep the --scale fill here, and reuse it when a later run asks for the same sizes",
+    )
+    p.add_argument(
+        "--only-scale",
+        action="store_true",
+        help="only the --scale scenario (JSON only; docs/perf.md is left alone)",
+    )
     p.add_argument("--profile", action="store_true", help="extra py-spy pass on Hounsfield")
     p.add_argument("--no-orthanc", action="store_true", help="Hounsfield only (no ratios)")
     p.add_argument("--results-dir", type=Path, help="where the JSON goes (default bench/results)")
@@ -265,27 +275,42 @@ class Bench:
             studies=studies, series_per_study=2, instances_per_series=self.args.scale_instances
         )
         query_set = data.tiny_archive(spec)
-        data_dir = self.workdir / "hounsfield-scale"
+        data_dir = self.args.scale_dir or self.workdir / "hounsfield-scale"
         total = studies * 2 * self.args.scale_instances
-        say(f"bulk fill of Hounsfield: {studies} studies, {total} instances (ingest service)")
-        last = [0.0]
+        marker = data_dir / f"bench-filled-{studies}x{2 * self.args.scale_instances}"
+        if marker.exists():  # --scale-dir of an earlier run with the same sizes
+            stored, seconds = total, 0.0
+            say(f"reusing the filled directory {data_dir} ({total} instances)")
+        else:
+            say(f"bulk fill of Hounsfield: {studies} studies, {total} instances (ingest service)")
+            last = [0.0]
 
-        def progress(done: int, seconds: float) -> None:
-            if seconds - last[0] > 30:
-                last[0] = seconds
-                say(f"  {done}/{total} ({done / seconds:.0f} inst/s)")
+            def progress(done: int, seconds: float) -> None:
+                if seconds - last[0] > 30:
+                    last[0] = seconds
+                    say(f"  {done}/{total} ({done / seconds:.0f} inst/s)")
 
-        stored, seconds = bulk.fill(data_dir, query_set, progress=progress)
-        say(f"  filled {stored} in {seconds:.0f} s; flushing the page cache (sync)")
-        synced = time.monotonic()
-        os.sync()  # the fill ran without fsync: let write-back finish before measuring
-        say(f"  synced in {time.monotonic() - synced:.0f} s; starting the server on it")
+            stored, seconds = bulk.fill(data_dir, query_set, progress=progress)
+            say(f"  filled {stored} in {seconds:.0f} s; flushing the page cache (sync)")
+            synced = time.monotonic()
+            os.sync()  # the fill ran without fsync: let write-back finish before measuring
+            say(f"  synced in {time.monotonic() - synced:.0f} s")
+            marker.touch()
+        say("starting the server on the filled directory")
+        self.details["qido_labels"] = {s.key: s.label for s in scenarios.query_shapes(query_set, 1)}
         server = hf.start(data_dir, label="Hounsfield (scale)")
         try:
             shapes = scenarios.query_shapes(query_set, self.sizes.queries_per_shape)
-            latencies = scenarios.run_queries(
-                "Hounsfield (scale)", server.dicomweb, shapes, self.problems, time_limit=60
-            )
+            latencies: dict[str, dict[str, float]] = {}
+
+            def queries() -> None:
+                latencies.update(
+                    scenarios.run_queries(
+                        "Hounsfield (scale)", server.dicomweb, shapes, self.problems, 60
+                    )
+                )
+
+            self.measured("qido_scale", queries)
         finally:
             server.stop()
         if self.args.profile and profile.py_spy() is not None:
@@ -356,22 +381,24 @@ class Bench:
             return float(value) if value else None
 
         batch = self.sizes.stow_batch
-        rows.append(
-            Row(
-                "stow_ct",
-                f"STOW-RS ingest, 512² CT, batches of {batch}, durable"
-                + (
-                    f", median of {self.sizes.stow_rounds} rounds"
-                    if self.sizes.stow_rounds > 1
-                    else ""
-                ),
-                "inst/s",
-                "higher",
-                rate("Hounsfield"),
-                rate("Orthanc"),
-                TARGETS["stow"],
+        skipped = self.args.only_scale  # a partial run: only the figures it measured
+        if not skipped:
+            rows.append(
+                Row(
+                    "stow_ct",
+                    f"STOW-RS ingest, 512² CT, batches of {batch}, durable"
+                    + (
+                        f", median of {self.sizes.stow_rounds} rounds"
+                        if self.sizes.stow_rounds > 1
+                        else ""
+                    ),
+                    "inst/s",
+                    "higher",
+                    rate("Hounsfield"),
+                    rate("Orthanc"),
+                    TARGETS["stow"],
+                )
             )
-        )
         if NON_DURABLE in stow:
             rows.append(
                 Row(
@@ -398,7 +425,7 @@ class Bench:
             )
         labels = d.get("qido_labels", {})
         qido = d.get("qido", {})
-        for key, label in labels.items():
+        for key, label in labels.items() if qido else ():
             rows.append(
                 _latency_row(
                     f"qido_{key}",
@@ -423,7 +450,8 @@ class Bench:
                     )
                 )
         meta = d.get("metadata", {})
-        for encoding, target in (("identity", TARGETS["metadata"]), ("gzip", None)):
+        encodings = (("identity", TARGETS["metadata"]), ("gzip", None)) if not skipped else ()
+        for encoding, target in encodings:
             rows.append(
                 _latency_row(
                     f"metadata_{encoding}",
@@ -486,19 +514,18 @@ def main(argv: list[str] | None = None) -> int:
         smoke=args.smoke,
     )
     t0 = time.monotonic()
-    try:
-        bench.start_servers()
-        bench.measured("stow", bench.stow)
-        bench.measured("metadata", bench.metadata)
-        bench.measured("qido", bench.qido)
-    finally:
-        bench.stop_servers()
-    if args.profile:  # before the bulk fill, whose write-back would slow every fsync
-        bench.profile_pass(stamp, results_dir)
+    if not args.only_scale:
+        try:
+            bench.start_servers()
+            bench.measured("stow", bench.stow)
+            bench.measured("metadata", bench.metadata)
+            bench.measured("qido", bench.qido)
+        finally:
+            bench.stop_servers()
+        if args.profile:  # before the bulk fill, whose write-back would slow every fsync
+            bench.profile_pass(stamp, results_dir)
     if args.scale:
-        bench.measured("qido_scale", lambda: bench.qido_at_scale(args.scale))
-    if not args.keep:
-        shutil.rmtree(workdir, ignore_errors=True)
+        bench.qido_at_scale(args.scale)
     out.archives = bench.archive_info
     out.rows = bench.rows()
     out.details = {**bench.details, "wall_seconds": round(time.monotonic() - t0, 1)}
@@ -508,14 +535,16 @@ def main(argv: list[str] | None = None) -> int:
     out.finished_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M")
     path = report.write_json(out, results_dir, stamp)
     say(f"results: {path}")
-    if not args.smoke:
+    if not args.smoke and not args.only_scale:  # a partial run leaves docs/perf.md alone
         chart_path = args.perf_md.parent / "perf" / "ratios.png"
         has_chart = report.chart(out, chart_path)
         rel = chart_path.relative_to(args.perf_md.parent).as_posix() if has_chart else None
         report.update_perf_md(args.perf_md, report.markdown(out, rel))
         say(f"updated {args.perf_md}" + (f" and {chart_path}" if has_chart else ""))
-    print(report.markdown(out, None))
-    return _check(out, expect_orthanc=not args.no_orthanc)
+    print(report.markdown(out, None), flush=True)
+    if not args.keep:  # last: a million files take minutes to delete
+        shutil.rmtree(workdir, ignore_errors=True)
+    return _check(out, expect_orthanc=not (args.no_orthanc or args.only_scale))
 
 
 def _check(out: Report, *, expect_orthanc: bool) -> int:
