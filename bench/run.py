@@ -333,12 +333,12 @@ class Bench:
             "Hounsfield": latencies,
         }
 
-    def profile_pass(self, stamp: str, results_dir: Path) -> None:
+    def profile_pass(self) -> None:
         """The scenarios again, on a Hounsfield server run under py-spy (figures not used)."""
         if profile.py_spy() is None:
             self.problems.add("bench", "py-spy not installed: no profile")
             return
-        raw = results_dir / f"{stamp}-profile.txt"
+        raw = self.workdir / "profile.txt"
         say("profile pass: STOW-RS, series metadata and queries on Hounsfield under py-spy")
         server = hf.start(self.workdir / "hounsfield-profile", profile_to=raw)
         ignored = Problems()
@@ -523,7 +523,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             bench.stop_servers()
         if args.profile:  # before the bulk fill, whose write-back would slow every fsync
-            bench.profile_pass(stamp, results_dir)
+            bench.profile_pass()
     if args.scale:
         bench.qido_at_scale(args.scale)
     out.archives = bench.archive_info
