@@ -266,7 +266,7 @@ def chart(report: Report, path: Path) -> bool:
         return False
     labels = [r.label for r in rows]
     ratios = [r.ratio or 0.0 for r in rows]
-    fig, ax = plt.subplots(figsize=(9, 0.45 * len(rows) + 1.5))
+    fig, ax = plt.subplots(figsize=(10, 0.45 * len(rows) + 1.5))
     colors = ["#2a9d8f" if v >= 1 else "#e76f51" for v in ratios]
     ax.barh(labels, ratios, color=colors)
     ax.set_xscale("log")
@@ -277,7 +277,7 @@ def chart(report: Report, path: Path) -> bool:
         ax.text(ratios[i], i, f" {ratios[i]:.1f}×", va="center", fontsize=8)
     ax.set_xlim(min(0.5, min(ratios) / 2), max(ratios) * 4)
     ax.invert_yaxis()
-    ax.set_xlabel("speed-up over Orthanc (log scale; | = DESIGN.md target)")
+    ax.set_xlabel("speed-up over Orthanc (log scale; | marks a DESIGN.md target)")
     ax.set_title(f"Hounsfield vs Orthanc, {report.started_at} UTC")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
