@@ -21,6 +21,7 @@ from hounsfield.adapters.index.postgres.batch import Conn, utc
 from hounsfield.adapters.index.postgres.connection import open_pool, run_read, run_transaction
 from hounsfield.adapters.index.postgres.migrate import PACKAGE, schema_version
 from hounsfield.adapters.index.postgres.migrate import migrate as run_migrations
+from hounsfield.adapters.index.sql import paging
 from hounsfield.adapters.index.sql.migrations import discover
 from hounsfield.domain.model import Level
 from hounsfield.domain.query import Query
@@ -174,25 +175,19 @@ class PostgresIndex:
         listing = self._read(
             lambda c: read.list_instance_keys(c, partition, study_uid, series_uid, sop_uid)
         )
-        for start in range(0, len(listing), PAGE):
-            part = listing[start : start + PAGE]
-            found = self._read(partial(read.documents, pks=[pk for pk, _ in part]))
-            for pk, key in part:
-                document = found.get(pk)
-                if document is not None:  # deleted since the listing
-                    yield key, document
+
+        def fetch(pks: Sequence[int]) -> dict[int, bytes]:
+            return self._read(partial(read.documents, pks=list(pks)))
+
+        return paging.with_documents(fetch, listing, PAGE)
 
     def all_instances(self, partition: str | None = None) -> Iterator[StoredInstance]:
-        after = 0
-        while True:
-            page = self._read(
+        def page(after: int) -> list[tuple[int, StoredInstance]]:
+            return self._read(
                 partial(read.instances_after, partition=partition, after_pk=after, limit=PAGE * 4)
             )
-            for _, inst in page:
-                yield inst
-            if len(page) < PAGE * 4:
-                return
-            after = page[-1][0]
+
+        return paging.keyset(page, PAGE * 4)
 
     def level_exists(self, partition: str, level: Level, uid: str) -> bool:
         return self._read(lambda c: read.level_exists(c, partition, level, uid))

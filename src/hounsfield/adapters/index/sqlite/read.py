@@ -9,7 +9,7 @@ lazily, so the candidate streams are read without paging.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TypeVar
 
@@ -32,7 +32,6 @@ from hounsfield.ports.index import (
     StoredInstance,
 )
 
-T = TypeVar("T")
 
 
 def run_query(conn: sqlite3.Connection, query: Query) -> QueryPage:
@@ -230,18 +229,3 @@ _EXISTS: dict[Level, str] = {
 
 def level_exists(conn: sqlite3.Connection, partition: str, level: Level, uid: str) -> bool:
     return conn.execute(_EXISTS[level], (partition, uid)).fetchone() is not None
-
-
-def chunked(
-    fetch: Callable[[Sequence[int]], dict[int, bytes]],
-    listing: Sequence[tuple[int, T]],
-    size: int,
-) -> Iterator[tuple[T, bytes]]:
-    """Yield listed instances with their documents, fetching `size` documents at a time."""
-    for start in range(0, len(listing), size):
-        part = listing[start : start + size]
-        found = fetch([pk for pk, _ in part])
-        for pk, inst in part:
-            document = found.get(pk)
-            if document is not None:  # deleted since the listing
-                yield inst, document

@@ -16,6 +16,7 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
+from hounsfield.adapters.index.sql import paging
 from hounsfield.adapters.index.sqlite import read, remove, write
 from hounsfield.adapters.index.sqlite.connection import (
     ReaderPool,
@@ -145,19 +146,15 @@ class SqliteIndex:
         def fetch(pks: Sequence[int]) -> dict[int, bytes]:
             return self._read(lambda c: read.documents(c, pks))
 
-        return read.chunked(fetch, listing, PAGE)
+        return paging.with_documents(fetch, listing, PAGE)
 
     def all_instances(self, partition: str | None = None) -> Iterator[StoredInstance]:
-        after = 0
-        while True:
-            page = self._read(
+        def page(after: int) -> list[tuple[int, StoredInstance]]:
+            return self._read(
                 partial(read.instances_after, partition=partition, after_pk=after, limit=PAGE * 4)
             )
-            for _, inst in page:
-                yield inst
-            if len(page) < PAGE * 4:
-                return
-            after = page[-1][0]
+
+        return paging.keyset(page, PAGE * 4)
 
     def level_exists(self, partition: str, level: Level, uid: str) -> bool:
         return self._read(lambda c: read.level_exists(c, partition, level, uid))
