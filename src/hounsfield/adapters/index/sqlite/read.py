@@ -11,7 +11,6 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TypeVar
 
 from hounsfield.adapters.index.sql.query import (
     Row,
@@ -31,7 +30,6 @@ from hounsfield.ports.index import (
     Stats,
     StoredInstance,
 )
-
 
 
 def run_query(conn: sqlite3.Connection, query: Query) -> QueryPage:
