@@ -118,12 +118,15 @@ def associate_rq(
     *,
     calling: str = "RAWSCU",
     max_length: int = 16384,
+    user_items: bytes = b"",
 ) -> bytes:
+    """An A-ASSOCIATE-RQ; `user_items` are extra User Information sub-items (role selection,
+    extended negotiation, PS3.7 D.3.3)."""
     items = [_item(0x10, b"1.2.840.10008.3.1.1.1")]
     for context_id, abstract, syntaxes in contexts:
         sub = _item(0x30, abstract.encode()) + b"".join(_item(0x40, ts.encode()) for ts in syntaxes)
         items.append(_item(0x20, bytes((context_id, 0, 0, 0)) + sub))
-    user = _item(0x51, struct.pack(">I", max_length)) + _item(0x52, b"1.2.3.4")
+    user = _item(0x51, struct.pack(">I", max_length)) + _item(0x52, b"1.2.3.4") + user_items
     items.append(_item(0x50, user))
     body = (
         struct.pack(">HH", 1, 0)
@@ -133,6 +136,12 @@ def associate_rq(
         + b"".join(items)
     )
     return struct.pack(">BBI", 1, 0, len(body)) + body
+
+
+def role_item(sop_class_uid: str, *, scu: bool, scp: bool) -> bytes:
+    """SCP/SCU Role Selection sub-item (PS3.7 D.3.3.4)."""
+    uid = sop_class_uid.encode()
+    return _item(0x54, struct.pack(">H", len(uid)) + uid + bytes((scu, scp)))
 
 
 def pdata(context_id: int, control: int, fragment: bytes) -> bytes:

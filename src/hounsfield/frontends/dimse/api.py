@@ -208,6 +208,14 @@ class AssociationAbortedError(ConnectionError):
     """The association was aborted or released while a handler was using it."""
 
 
+class PeerReleasedError(AssociationAbortedError):
+    """The peer asked to release the association (A-RELEASE-RQ) while we waited for the
+    response to one of our requests, or before we sent one: it will answer no request of ours
+    any more. Our own responses may still be sent until the A-RELEASE-RP (PS3.8 Sta8, AR-7),
+    so a C-GET counts its sub-operations as failed and sends its final response (PS3.4
+    C.4.3.3.1)."""
+
+
 #: The data set of a C-STORE sub-operation: all bytes, or chunks (sync or async) so a large
 #: object is streamed from the blob store, never held whole in memory.
 DataSource: TypeAlias = bytes | Iterable[bytes] | AsyncIterable[bytes]
@@ -277,7 +285,8 @@ class Association(Protocol):
         for the peer's C-STORE-RSP. `dataset` is the data set without File Meta Information,
         encoded in `transfer_syntax`. Raises NoPresentationContextError when no context with
         the SCP role for the requestor matches, AssociationAbortedError when the association
-        ends first, TimeoutError after the DIMSE timeout."""
+        ends first (PeerReleasedError when the peer asked to release it, at once rather than
+        after the DIMSE timeout), TimeoutError after the DIMSE timeout."""
         ...
 
     async def send_request(

@@ -323,11 +323,15 @@ class DimseAssociation(OperationsMixin):
             self._rearm()
 
     async def _release(self) -> None:
-        """AR-2/AR-4: answer the request in progress first, then A-RELEASE-RP, then Sta13."""
+        """AR-2/AR-4: answer the request in progress first, then A-RELEASE-RP, then Sta13.
+
+        A request of ours still waiting for the peer's response (a C-GET sub-operation, an
+        N-EVENT-REPORT) fails at once: a requestor that released answers nothing more."""
         if self._store is not None or self._command_buf or self._pending is not None:
             raise PduError("A-RELEASE-RQ in the middle of a message", AbortReason.UNEXPECTED_PDU)
         self._busy = True
         self._deadline = math.inf
+        self._peer_released()
         while not (self._queue.empty() and self._idle.is_set()):
             await self._idle.wait()
             await asyncio.sleep(0)
@@ -444,7 +448,7 @@ class DimseAssociation(OperationsMixin):
     # -- request processing ----------------------------------------------------------------
 
     async def _dispatch(self) -> None:
-        while True:
+        while not self._aborted:  # a handler may have swallowed the cancellation of _stop_work
             message, job = await self._queue.get()
             try:
                 await self._process(message, job)

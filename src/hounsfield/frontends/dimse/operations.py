@@ -21,6 +21,7 @@ from hounsfield.frontends.dimse.api import (
     Identifier,
     Message,
     NoPresentationContextError,
+    PeerReleasedError,
     PresentationContext,
     Priority,
     SubOperationResult,
@@ -60,6 +61,7 @@ class OperationsMixin:
         self._message_id = 0
         self._waiters: dict[int, asyncio.Future[Message]] = {}
         self._aborted = False
+        self._released = False
 
     def is_cancelled(self, message_id: int) -> bool:
         return message_id in self.cancelled
@@ -187,6 +189,8 @@ class OperationsMixin:
         timeout: float | None,
     ) -> Message | None:
         self._check_open()
+        if self._released:
+            raise PeerReleasedError("the peer asked to release the association")
         message_id = command.get("MessageID")
         if not isinstance(message_id, int):
             message_id = self.next_message_id()
@@ -200,7 +204,11 @@ class OperationsMixin:
             if future is None:
                 return None
             wait = self.server.options.dimse_timeout if timeout is None else timeout
-            return await asyncio.wait_for(future, wait if wait > 0 else None)
+            # Not asyncio.wait_for: on 3.11 it drops a cancellation that arrives together with
+            # the future's exception (A-ABORT fails the waiters, then cancels the dispatcher),
+            # and the dispatcher would then wait for a next request that never comes.
+            async with asyncio.timeout(wait if wait > 0 else None):
+                return await future
         finally:
             self._waiters.pop(message_id, None)
 
@@ -210,8 +218,20 @@ class OperationsMixin:
             future.set_result(message)
 
     def _fail_waiters(self) -> None:
+        """The association ended (A-ABORT, transport loss, shutdown): every waiter fails at once
+        and nothing more can be sent."""
         self._aborted = True
+        self._wake_waiters(AssociationAbortedError("the association ended"))
+
+    def _peer_released(self) -> None:
+        """A-RELEASE-RQ (AR-2): the requestor will answer no request of ours any more, so the
+        waiters fail now instead of sitting out the DIMSE timeout; responses may still go out
+        until the A-RELEASE-RP (PS3.8 Sta8)."""
+        self._released = True
+        self._wake_waiters(PeerReleasedError("the peer asked to release the association"))
+
+    def _wake_waiters(self, error: AssociationAbortedError) -> None:
         for future in self._waiters.values():
             if not future.done():
-                future.set_exception(AssociationAbortedError("the association ended"))
+                future.set_exception(error)
         self._waiters.clear()

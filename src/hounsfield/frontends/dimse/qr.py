@@ -9,7 +9,9 @@ Each handler only translates (DESIGN.md §7): decode the identifier (`domain.cfi
   caller's partition, else A801. Sub-operations are C-STORE-RQs on a new association to the
   destination (the Storage SCU service), one Pending response with the counts after each.
 - C-GET (PS3.4 C.4.3.3): the same sub-operations, sent on the requesting association in the
-  Storage SCP role the requestor granted (PS3.7 D.3.3.4).
+  Storage SCP role the requestor granted (PS3.7 D.3.3.4). A requestor that releases
+  (A-RELEASE-RQ) during the sub-operations gets, at once, the final response with the
+  unfinished ones counted as failed (A702 when none completed, else B000), then A-RELEASE-RP.
 
 Final statuses follow `qrmodel.final_status`; Warning, Failure and Cancel carry the Failed
 SOP Instance UID List (0008,0058) of the sub-operations that failed (C.4.2.1.4.2).
@@ -47,6 +49,7 @@ from hounsfield.frontends.dimse.api import (
     HandlerRegistry,
     Message,
     NoPresentationContextError,
+    PeerReleasedError,
 )
 from hounsfield.ports.index import StoredInstance
 from hounsfield.services.dicom_send import SendOutcome, SendResult, outcome_of
@@ -330,10 +333,22 @@ async def handle_get(assoc: Association, message: Message) -> None:
     reader = ObjectReader(assoc.services.retrieve.blobs)
     progress = _Progress(len(instances))
     try:
-        for instance in instances:
+        for position, instance in enumerate(instances):
             if assoc.is_cancelled(message.message_id):
                 break
-            progress.add(await _get_one(assoc, reader, instance))
+            try:
+                result = await _get_one(assoc, reader, instance)
+            except PeerReleasedError:
+                # The requestor released during the sub-operations: it stores nothing more,
+                # so this one and the rest failed; the final response still goes out.
+                log.info(
+                    "C-GET: the requestor released with %d sub-operations left",
+                    len(instances) - position,
+                )
+                for rest in instances[position:]:
+                    progress.add(SendResult(rest.sop_uid, SendOutcome.FAILED, reason="released"))
+                break
+            progress.add(result)
             if progress.ops.remaining:
                 await assoc.send_response(message, PENDING, command_extra=progress.ops.command())
         await progress.final(assoc, message)
