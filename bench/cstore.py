@@ -1,5 +1,8 @@
 """C-STORE ingest on one association: instances/s into a fresh Hounsfield, durable or not.
 
+`bench.run` uses the raw client of this module (`send_raw`) for its C-STORE figures against
+both archives; this command compares clients and durability on Hounsfield alone.
+
     python -m bench.cstore [--count 500] [--clients raw,raw4,storescu,pynetdicom] [--durable both]
 
 Every (durability, client) pair gets a fresh server and data directory. Clients:
@@ -22,7 +25,6 @@ import shutil
 import socket
 import struct
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -31,8 +33,9 @@ from pathlib import Path
 
 import httpx
 
+from bench import hounsfield as hounsfield_server
 from bench.data import CtSeriesSpec, ct_instances
-from bench.servers import free_port, wait_ready
+from bench.servers import free_port
 
 CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
@@ -61,28 +64,6 @@ def write_files(count: int, directory: Path) -> list[Path]:
     return paths
 
 
-def start(data_dir: Path, durable: bool) -> tuple[subprocess.Popen[bytes], str, int]:
-    http_port, dimse_port = free_port(), free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("HOUNSFIELD_")},
-        "HOUNSFIELD_DATA_DIR": str(data_dir),
-        "HOUNSFIELD_HTTP_PORT": str(http_port),
-        "HOUNSFIELD_DIMSE_PORT": str(dimse_port),
-        "HOUNSFIELD_DURABLE": "true" if durable else "false",
-        "HOUNSFIELD_LOG_LEVEL": "WARNING",
-    }
-    log_path = data_dir.parent / "server.log"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "hounsfield.cli", "serve"],
-        env=env,
-        stdout=log_path.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{http_port}"
-    wait_ready(process, f"{url}/api/health", log_path)
-    return process, url, dimse_port
-
-
 # -- the raw client ---------------------------------------------------------------------------
 
 
@@ -90,12 +71,13 @@ def _item(item_type: int, value: bytes) -> bytes:
     return struct.pack(">BBH", item_type, 0, len(value)) + value
 
 
-def _associate_rq() -> bytes:
+def _associate_rq(called_aet: str) -> bytes:
+    """A-ASSOCIATE-RQ (PS3.8 9.3.2) proposing CT Image Storage in Explicit VR Little Endian."""
     context = _item(0x30, CT_IMAGE.encode()) + _item(0x40, EXPLICIT_LE.encode())
     user = _item(0x51, struct.pack(">I", 0)) + _item(0x52, b"1.2.826.0.1.3680043.8.498.77.9")
     body = (
         struct.pack(">HH", 1, 0)
-        + AE_TITLE.encode().ljust(16)
+        + called_aet.encode().ljust(16)
         + b"BENCH".ljust(16)
         + bytes(32)
         + _item(0x10, b"1.2.840.10008.3.1.1.1")
@@ -137,7 +119,12 @@ def _store_command(message_id: int, sop_uid: str) -> bytes:
 
 
 def _dataset_of(path: Path) -> tuple[str, bytes]:
-    data = path.read_bytes()
+    return split_part10(path.read_bytes())
+
+
+def split_part10(data: bytes) -> tuple[str, bytes]:
+    """(SOP Instance UID, data set) of a Part 10 file as `bench.data` writes it (PS3.10 7.1:
+    128-byte preamble, DICM, then the group 2 meta elements, led by their group length)."""
     (meta_length,) = struct.unpack_from("<I", data, 140)
     meta_end = 144 + meta_length
     # Media Storage SOP Instance UID, as the file meta holds it.
@@ -148,15 +135,26 @@ def _dataset_of(path: Path) -> tuple[str, bytes]:
 
 
 def run_raw(paths: list[Path], port: int, associations: int = 1) -> float:
-    """`associations` threads, each with its own association and its share of the files
-    (blocking socket calls release the GIL, so the threads do not serialise)."""
     objects = [_dataset_of(path) for path in paths]  # read before the clock starts
+    return send_raw(objects, port, associations=associations)
+
+
+def send_raw(
+    objects: list[tuple[str, bytes]],
+    port: int,
+    *,
+    associations: int = 1,
+    called_aet: str = AE_TITLE,
+) -> float:
+    """Send (SOP Instance UID, data set) pairs on `associations` associations at once, each
+    in its own thread with its share (blocking socket calls release the GIL, so the threads
+    do not serialise); return the wall time from the first connect to the last release."""
     shares = [objects[i::associations] for i in range(associations)]
     errors: list[BaseException] = []
 
     def one(share: list[tuple[str, bytes]]) -> None:
         try:
-            _raw_association(share, port)
+            _raw_association(share, port, called_aet)
         except BaseException as exc:
             errors.append(exc)
 
@@ -172,10 +170,14 @@ def run_raw(paths: list[Path], port: int, associations: int = 1) -> float:
     return elapsed
 
 
-def _raw_association(objects: list[tuple[str, bytes]], port: int, max_pdu: int = 131072) -> None:
+def _raw_association(
+    objects: list[tuple[str, bytes]], port: int, called_aet: str, max_pdu: int = 131072
+) -> None:
+    """One association: each C-STORE-RQ (PS3.7 9.3.1) in PDUs no larger than the peer's
+    Maximum Length (PS3.8 D.1), then wait for its C-STORE-RSP and check Status is Success."""
     sock = socket.create_connection(("127.0.0.1", port))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.sendall(_associate_rq())
+    sock.sendall(_associate_rq(called_aet))
     pdu_type, body = _recv_pdu(sock)
     assert pdu_type == 2, "association not accepted"
     at = body.find(b"\x51\x00\x00\x04")  # Maximum Length sub-item of the A-ASSOCIATE-AC
@@ -302,17 +304,16 @@ def main() -> None:
             for n, client in enumerate(args.clients.split(",")):
                 run_dir = Path(tmp) / f"{client}-{durable}-{n}"
                 run_dir.mkdir()
-                process, url, port = start(run_dir / "data", durable)
+                server = hounsfield_server.start(run_dir / "data", durable=durable)
                 try:
-                    seconds = CLIENTS[client](paths, port)
-                    stored = count_stored(url)
+                    seconds = CLIENTS[client](paths, server.dimse_port)
+                    stored = count_stored(server.base_url)
                 except (AssertionError, AttributeError, subprocess.CalledProcessError) as exc:
                     # pynetdicom's SCU occasionally loses a response under load (ADR 0007)
                     print(f"{client:>10}  durable={str(durable).lower():5}  failed: {exc!r}")
                     continue
                 finally:
-                    process.terminate()
-                    process.wait(timeout=30)
+                    server.stop()
                 result = Result(client, durable, len(paths), seconds, stored)
                 results.append(result)
                 print(

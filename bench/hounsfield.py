@@ -11,6 +11,8 @@ import hounsfield
 from bench import profile
 from bench.servers import RunningArchive, free_port, wait_ready
 
+AE_TITLE = "HOUNSFIELD"  # the default ae_title
+
 
 def start(
     data_dir: Path,
@@ -18,17 +20,20 @@ def start(
     durable: bool = True,
     label: str = "Hounsfield",
     profile_to: Path | None = None,
+    settings: dict[str, str] | None = None,
 ) -> RunningArchive:
-    """Start the server; with `profile_to`, under `py-spy record` writing raw stacks there."""
+    """Start the server; with `profile_to`, under `py-spy record` writing raw stacks there.
+    `settings` are extra HOUNSFIELD_* variables (e.g. a shared index and blob store)."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port, dimse_port = free_port(), free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("HOUNSFIELD_")},
         "HOUNSFIELD_DATA_DIR": str(data_dir),
         "HOUNSFIELD_HTTP_PORT": str(port),
-        "HOUNSFIELD_DIMSE_PORT": str(free_port()),
+        "HOUNSFIELD_DIMSE_PORT": str(dimse_port),
         "HOUNSFIELD_DURABLE": "true" if durable else "false",
         "HOUNSFIELD_LOG_LEVEL": "WARNING",
+        **(settings or {}),
     }
     log_path = data_dir.parent / f"{data_dir.name}-server.log"
     with log_path.open("wb") as log:
@@ -51,9 +56,12 @@ def start(
         process=process,
         log_path=log_path,
         wrapped=profile_to is not None,
+        aet=AE_TITLE,
+        dimse_port=dimse_port,
         notes=[
             f"HOUNSFIELD_DURABLE={'true' if durable else 'false'}"
             + (" (fsync of blobs and WAL commits with synchronous=FULL)" if durable else ""),
-            "one uvicorn worker (the embedded default), SQLite index, file blobs",
+            "one uvicorn worker (the embedded default), "
+            + ("SQLite index, file blobs" if not settings else "shared index and blobs"),
         ],
     )

@@ -16,24 +16,18 @@ This is a measurement, not a test: figures depend on the machine.
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import random
 import secrets
-import statistics
 import sys
-import threading
-import time
 from pathlib import Path
 
 import orjson
 import psycopg
 
-from bench.index_scale import Archive, fill, generate, shapes
+from bench.index_scale import Archive, fill, measure, small_batches
 from hounsfield.adapters.index.postgres import PostgresIndex
 from hounsfield.adapters.index.postgres.read import PG
 from hounsfield.adapters.index.sql.query import candidate_statements
 from hounsfield.domain.query import Query
-from hounsfield.ports.index import BeginOutcome
 
 
 def stored_keys(url: str, schema: str) -> Archive:
@@ -63,90 +57,6 @@ def plan(url: str, schema: str, query: Query) -> str:
     return " | ".join(line for line in lines if "->" in line or line.startswith("Limit"))
 
 
-def measure(
-    index: PostgresIndex, url: str, schema: str, archive: Archive, repeat: int
-) -> list[dict[str, object]]:
-    rng = random.Random(11)
-    results: list[dict[str, object]] = []
-    for name, make in shapes(archive, rng).items():
-        for _ in range(5):
-            index.query(make())
-        timings: list[float] = []
-        rows = 0
-        for _ in range(repeat):
-            query = make()
-            started = time.perf_counter()
-            page = index.query(query)
-            timings.append((time.perf_counter() - started) * 1000)
-            rows += len(page.rows)
-        timings.sort()
-        result = {
-            "shape": name,
-            "p50_ms": round(statistics.median(timings), 3),
-            "p95_ms": round(timings[int(len(timings) * 0.95) - 1], 3),
-            "mean_rows": round(rows / repeat, 1),
-            "plan": plan(url, schema, make()),
-        }
-        results.append(result)
-        print(
-            f"{name:<36} p50 {result['p50_ms']:>8.3f} ms  p95 {result['p95_ms']:>8.3f} ms"
-            f"  rows {result['mean_rows']:>6}"
-        )
-    return results
-
-
-def small_batches(
-    index: PostgresIndex, studies: int, batch: int, threads: int
-) -> dict[str, object]:
-    """Ingest `studies` more studies in commits of `batch` instances from `threads` threads."""
-    _, generated = generate(studies, seed=99)
-    # UIDs never stored before (the generator always uses one UID root): a run on a kept
-    # schema must ingest, not find duplicates
-    prefix = f"9.{secrets.randbelow(10**9)}."
-    instances = [
-        dataclasses.replace(
-            inst,
-            study_uid=prefix + inst.study_uid,
-            series_uid=prefix + inst.series_uid,
-            sop_uid=prefix + inst.sop_uid,
-        )
-        for study in generated
-        for inst in study
-    ]
-    chunks = [instances[at : at + batch] for at in range(0, len(instances), batch)]
-    lock = threading.Lock()
-
-    def work() -> None:
-        while True:
-            with lock:
-                if not chunks:
-                    return
-                chunk = chunks.pop()
-            outcomes = index.begin(chunk)
-            assert all(o is BeginOutcome.NEW for o in outcomes), "not a fresh ingest"
-            index.commit(chunk, [])
-
-    started = time.perf_counter()
-    workers = [threading.Thread(target=work) for _ in range(threads)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    seconds = time.perf_counter() - started
-    rate = len(instances) / seconds
-    print(
-        f"begin+commit in batches of {batch}, {threads} threads: {len(instances):,} instances"
-        f" in {seconds:.1f} s, {rate:,.0f}/s",
-        file=sys.stderr,
-    )
-    return {
-        "instances": len(instances),
-        "batch": batch,
-        "threads": threads,
-        "instances_per_s": round(rate),
-    }
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--url", default="postgresql://postgres@127.0.0.1:5432/test")
@@ -171,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
             archive = stored_keys(args.url, schema)
             filled: dict[str, object] = {"reused": True}
         else:
-            archive, count, seconds = fill(index, args.studies, args.batch)  # type: ignore[arg-type]
+            archive, count, seconds = fill(index, args.studies, args.batch)
             filled = {
                 "instances": count,
                 "batch": args.batch,
@@ -196,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
             f"{stats.patients:,} patients, {stats.studies:,} studies, {stats.series:,} series,"
             f" {stats.instances:,} instances; {int(size[0] or 0) / 2**20:,.0f} MiB in PostgreSQL"
         )
-        results = measure(index, args.url, schema, archive, args.repeat)
+        results = measure(index.query, lambda q: plan(args.url, schema, q), archive, args.repeat)
         small = (
             small_batches(index, args.small_studies, args.small_batch, args.threads)
             if args.small_studies
@@ -204,6 +114,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         if args.json:
             report = {
+                "backend": "postgresql",
                 "fill": filled,
                 "small_batches": small,
                 "stats": stats.__dict__ if hasattr(stats, "__dict__") else str(stats),

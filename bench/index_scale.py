@@ -13,11 +13,14 @@ This is a measurement, not a test: figures depend on the machine.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import random
+import secrets
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -32,7 +35,7 @@ from hounsfield.adapters.index.sqlite.read import candidate_statements
 from hounsfield.domain.levels import split_by_level
 from hounsfield.domain.model import DicomJson, Level, PixelLayout
 from hounsfield.domain.query import MatchKey, Query, Range, SingleValue, Wildcard
-from hounsfield.ports.index import NewInstance
+from hounsfield.ports.index import BeginOutcome, IndexStore, NewInstance, QueryPage
 
 FAMILY = [
     "SMITH", "JOHNSON", "WILLIAMS", "BROWN", "JONES", "GARCIA", "MILLER", "DAVIS", "RODRIGUEZ",
@@ -149,7 +152,8 @@ def generate(studies: int, seed: int = 7) -> tuple[Archive, Iterator[list[NewIns
     return archive, studies_iter()
 
 
-def fill(index: SqliteIndex, studies: int, batch_instances: int) -> tuple[Archive, int, float]:
+def fill(index: IndexStore, studies: int, batch_instances: int) -> tuple[Archive, int, float]:
+    """Bulk ingest: `commit` in batches of `batch_instances` (no `begin`, as a restore would)."""
     archive, batches = generate(studies)
     pending: list[NewInstance] = []
     count = 0
@@ -167,6 +171,66 @@ def fill(index: SqliteIndex, studies: int, batch_instances: int) -> tuple[Archiv
         index.commit(pending, [])
         count += len(pending)
     return archive, count, time.perf_counter() - started
+
+
+def small_batches(index: IndexStore, studies: int, batch: int, threads: int) -> dict[str, object]:
+    """Ingest `studies` more studies with `begin` + `commit` in batches of `batch` instances
+    from `threads` threads, as concurrent STOW-RS requests commit (the ingest service's path)."""
+    _, generated = generate(studies, seed=99)
+    # UIDs never stored before (the generator always uses one UID root): a run on a kept
+    # index must ingest, not find duplicates
+    prefix = f"9.{secrets.randbelow(10**9)}."
+    instances = [
+        dataclasses.replace(
+            inst,
+            study_uid=prefix + inst.study_uid,
+            series_uid=prefix + inst.series_uid,
+            sop_uid=prefix + inst.sop_uid,
+        )
+        for study in generated
+        for inst in study
+    ]
+    chunks = [instances[at : at + batch] for at in range(0, len(instances), batch)]
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        while True:
+            with lock:
+                if not chunks or errors:
+                    return
+                chunk = chunks.pop()
+            try:
+                outcomes = index.begin(chunk)
+                if not all(o is BeginOutcome.NEW for o in outcomes):
+                    raise RuntimeError("not a fresh ingest: begin found stored instances")
+                index.commit(chunk, [])
+            except BaseException as exc:
+                errors.append(exc)
+                return
+
+    started = time.perf_counter()
+    workers = [threading.Thread(target=work) for _ in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    seconds = time.perf_counter() - started
+    if errors:
+        raise errors[0]
+    rate = len(instances) / seconds
+    print(
+        f"begin+commit in batches of {batch}, {threads} threads: {len(instances):,} instances"
+        f" in {seconds:.1f} s, {rate:,.0f}/s",
+        file=sys.stderr,
+    )
+    return {
+        "instances": len(instances),
+        "batch": batch,
+        "threads": threads,
+        "seconds": round(seconds, 1),
+        "instances_per_s": round(rate),
+    }
 
 
 def stored_keys(index: SqliteIndex) -> Archive:
@@ -263,18 +327,25 @@ def plan(index: SqliteIndex, query: Query) -> str:
     return "; ".join(str(r[3]) for r in rows)
 
 
-def measure(index: SqliteIndex, archive: Archive, repeat: int) -> list[dict[str, object]]:
+def measure(
+    run: Callable[[Query], QueryPage],
+    explain: Callable[[Query], str],
+    archive: Archive,
+    repeat: int,
+) -> list[dict[str, object]]:
+    """p50/p95 of each shape through `run` (an index's `query`), with `explain`'s plan; the
+    same loop, seed and shapes for every back end, so their figures compare directly."""
     rng = random.Random(11)
     results: list[dict[str, object]] = []
     for name, make in shapes(archive, rng).items():
-        for _ in range(5):  # warm the page cache for this shape
-            index.query(make())
+        for _ in range(5):  # warm the caches for this shape
+            run(make())
         timings: list[float] = []
         rows = 0
         for _ in range(repeat):
             query = make()
             started = time.perf_counter()
-            page = index.query(query)
+            page = run(query)
             timings.append((time.perf_counter() - started) * 1000)
             rows += len(page.rows)
         timings.sort()
@@ -283,7 +354,7 @@ def measure(index: SqliteIndex, archive: Archive, repeat: int) -> list[dict[str,
             "p50_ms": round(statistics.median(timings), 3),
             "p95_ms": round(timings[int(len(timings) * 0.95) - 1], 3),
             "mean_rows": round(rows / repeat, 1),
-            "plan": plan(index, make()),
+            "plan": explain(make()),
         }
         results.append(result)
         print(
@@ -300,6 +371,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=300, help="queries per shape")
     parser.add_argument("--path", type=Path, help="index file (default: a temporary one)")
     parser.add_argument("--keep", action="store_true", help="reuse --path if it is filled")
+    parser.add_argument("--small-batch", type=int, default=32, help="instances per begin+commit")
+    parser.add_argument("--small-studies", type=int, default=2_000, help="0: no small batches")
+    parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
 
@@ -317,6 +391,7 @@ def main(argv: list[str] | None = None) -> None:
                 archive, count, seconds = fill(index, args.studies, args.batch)
                 filled = {
                     "instances": count,
+                    "batch": args.batch,
                     "seconds": round(seconds, 1),
                     "instances_per_s": round(count / seconds),
                 }
@@ -327,7 +402,12 @@ def main(argv: list[str] | None = None) -> None:
                 f"{stats.patients:,} patients, {stats.studies:,} studies, {stats.series:,} series,"
                 f" {stats.instances:,} instances; {size / 2**20:,.0f} MiB on disk"
             )
-            results = measure(index, archive, args.repeat)
+            results = measure(index.query, lambda q: plan(index, q), archive, args.repeat)
+            small = (
+                small_batches(index, args.small_studies, args.small_batch, args.threads)
+                if args.small_studies
+                else {}
+            )
             if args.json:
                 counts = {
                     "patients": stats.patients,
@@ -336,7 +416,13 @@ def main(argv: list[str] | None = None) -> None:
                     "instances": stats.instances,
                     "bytes_on_disk": size,
                 }
-                report = {"fill": filled, "stats": counts, "shapes": results}
+                report = {
+                    "backend": "sqlite",
+                    "fill": filled,
+                    "small_batches": small,
+                    "stats": counts,
+                    "shapes": results,
+                }
                 args.json.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
         finally:
             index.close()

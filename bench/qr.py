@@ -23,13 +23,11 @@ import json
 import os
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,141 +36,61 @@ from pydicom.dataset import Dataset
 from pynetdicom import AE
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
 
-import hounsfield
+from bench import hounsfield as hounsfield_server
 from bench import orthanc
-from bench.data import CtSeriesSpec, TinyArchiveSpec, ct_instances, tiny_archive
-from bench.servers import free_port, wait_ready
+from bench.data import (
+    CtSeriesSpec,
+    Instance,
+    TinyArchiveSpec,
+    batched,
+    ct_instances,
+    multipart_body,
+    tiny_archive,
+)
+from bench.scenarios import Problems, latency_summary, stow_bodies
+from bench.servers import RunningArchive, free_port
 
 RESULTS = Path(__file__).parent / "results"
-BOUNDARY = "bench-qr-boundary"
+CLIENT_AETS = ("BENCHFIND", "BENCHGET", "BENCHMOVE")
+#: One C-FIND: its identifier's keys and how many matches a correct archive returns (None:
+#: not checked).
+FindQuery = tuple[dict[str, str], int | None]
 #: DCMTK leaves Nagle on unless TCP_NODELAY is set in the environment; without it every
 #: C-STORE sub-operation waits ~40 ms for a delayed ACK, whichever archive sends it.
 DCMTK_ENV = {**os.environ, "TCP_NODELAY": "1"}
-
-
-@dataclass
-class Archive:
-    name: str
-    version: str
-    dicomweb: str
-    base_url: str
-    aet: str
-    dimse_port: int
-    process: subprocess.Popen[bytes]
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
 
 
 def say(message: str) -> None:
     print(f"[bench.qr] {message}", file=sys.stderr, flush=True)
 
 
-def start_hounsfield(workdir: Path) -> Archive:
-    data_dir = workdir / "hounsfield"
-    data_dir.mkdir(parents=True)
-    port, dimse = free_port(), free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("HOUNSFIELD_")},
-        "HOUNSFIELD_DATA_DIR": str(data_dir),
-        "HOUNSFIELD_HTTP_PORT": str(port),
-        "HOUNSFIELD_DIMSE_PORT": str(dimse),
-        "HOUNSFIELD_LOG_LEVEL": "WARNING",
-    }
-    log_path = workdir / "hounsfield.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "hounsfield.cli", "serve"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    wait_ready(process, f"{base}/api/health", log_path)
-    return Archive(
-        "Hounsfield",
-        hounsfield.__version__,
-        f"{base}/dicom-web",
-        base,
-        "HOUNSFIELD",
-        dimse,
-        process,
-    )
+def start_hounsfield(workdir: Path) -> RunningArchive:
+    return hounsfield_server.start(workdir / "hounsfield")
 
 
-def start_orthanc(workdir: Path) -> Archive:
-    log: list[str] = []
-    orthanc.ensure_installed(log)
+def start_orthanc(workdir: Path) -> RunningArchive:
+    orthanc.ensure_installed([])
     running = orthanc.start(workdir / "orthanc")
-    config = json.loads((workdir / "orthanc" / "orthanc.json").read_text())
-    # Orthanc answers C-FIND/C-GET/C-MOVE only from known modalities by default
-    # (DicomAlwaysAllowFind/Get/Move are false): declare the bench's clients.
-    for aet in ("BENCHFIND", "BENCHGET", "BENCHMOVE"):
-        httpx.put(
-            f"{running.base_url}/modalities/{aet}",
-            json={"AET": aet, "Host": "127.0.0.1", "Port": 104},
-        ).raise_for_status()
-    return Archive(
-        "Orthanc",
-        running.version,
-        running.dicomweb,
-        running.base_url,
-        str(config["DicomAet"]),
-        int(config["DicomPort"]),
-        running.process,
-    )
+    for aet in CLIENT_AETS:
+        orthanc.declare_modality(running, aet)
+    return running
 
 
-def _batches(items: Iterator[bytes], size: int) -> Iterator[list[bytes]]:
-    batch: list[bytes] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+def stow(archive: RunningArchive, objects: Iterator[Instance], batch: int) -> int:
+    """Load the archive through STOW-RS; any failed part stops the run."""
+    problems = Problems()
+    groups = batched(objects, batch)
+    bodies = ((multipart_body([i.data for i in group]), len(group)) for group in groups)
+    result = stow_bodies(archive.name, archive.dicomweb, bodies, problems, time_limit=3600)
+    if problems.items:
+        raise RuntimeError(f"STOW to {archive.name}: {problems.items[0]}")
+    return result.instances
 
 
-def stow(archive: Archive, objects: Iterator[bytes], batch: int) -> int:
-    stored = 0
-    with httpx.Client(timeout=300) as client:
-        for parts in _batches(objects, batch):
-            body = bytearray()
-            for part in parts:
-                body += f"--{BOUNDARY}\r\nContent-Type: application/dicom\r\n\r\n".encode()
-                body += part + b"\r\n"
-            body += f"--{BOUNDARY}--\r\n".encode()
-            response = client.post(
-                f"{archive.dicomweb}/studies",
-                content=bytes(body),
-                headers={
-                    "Content-Type": "multipart/related; "
-                    f'type="application/dicom"; boundary={BOUNDARY}',
-                    "Accept": "application/dicom+json",
-                },
-            )
-            if response.status_code not in (200, 202):
-                raise RuntimeError(f"STOW to {archive.name}: {response.status_code}")
-            stored += len(parts)
-    return stored
-
-
-def percentiles(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    return {
-        "p50_ms": round(statistics.median(ordered) * 1000, 3),
-        "p95_ms": round(ordered[int(len(ordered) * 0.95) - 1] * 1000, 3),
-        "n": len(ordered),
-    }
-
-
-def c_find(archive: Archive, shapes: dict[str, dict[str, str]], repeat: int) -> dict[str, Any]:
+def c_find(archive: RunningArchive, shapes: dict[str, list[FindQuery]]) -> dict[str, Any]:
+    """C-FIND (PS3.4 C.4.1), Study Root, STUDY level, every query of every shape on one
+    association kept open; p50/p95/p99 of the client's wall time from request to final
+    response, and how many answers had a wrong number of matches."""
     ae = AE(ae_title="BENCHFIND")
     ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
     assoc = ae.associate("127.0.0.1", archive.dimse_port, ae_title=archive.aet)
@@ -182,10 +100,11 @@ def c_find(archive: Archive, shapes: dict[str, dict[str, str]], repeat: int) -> 
     assoc.dul.socket.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     results: dict[str, Any] = {}
     try:
-        for shape, keys in shapes.items():
+        for shape, queries in shapes.items():
             samples: list[float] = []
             matches = 0
-            for _ in range(repeat):
+            wrong = 0
+            for keys, expected in queries:
                 query = Dataset()
                 query.QueryRetrieveLevel = "STUDY"
                 query.StudyInstanceUID = ""
@@ -195,20 +114,30 @@ def c_find(archive: Archive, shapes: dict[str, dict[str, str]], repeat: int) -> 
                     setattr(query, keyword, value)
                 started = time.perf_counter()
                 found = 0
+                final = None
                 for status, _ in assoc.send_c_find(
                     query, StudyRootQueryRetrieveInformationModelFind
                 ):
                     if status and int(status.Status) in (0xFF00, 0xFF01):
                         found += 1
+                    elif status:
+                        final = int(status.Status)
                 samples.append(time.perf_counter() - started)
                 matches = found
-            results[shape] = {**percentiles(samples), "matches": matches}
+                if final != 0 or (expected is not None and found != expected):
+                    wrong += 1
+                    say(f"C-FIND {keys} on {archive.name}: {found} matches, expected {expected}")
+            results[shape] = {
+                **latency_summary(samples),
+                "matches": matches,
+                "wrong_answers": wrong,
+            }
     finally:
         assoc.release()
     return results
 
 
-def c_get(archive: Archive, study_uid: str, scratch: Path, expected: int) -> dict[str, Any]:
+def c_get(archive: RunningArchive, study_uid: str, scratch: Path, expected: int) -> dict[str, Any]:
     out = scratch / f"get-{archive.name}"
     out.mkdir()
     started = time.perf_counter()
@@ -245,7 +174,7 @@ def c_get(archive: Archive, study_uid: str, scratch: Path, expected: int) -> dic
     }
 
 
-def c_move(archive: Archive, study_uid: str, scratch: Path, expected: int) -> dict[str, Any]:
+def c_move(archive: RunningArchive, study_uid: str, scratch: Path, expected: int) -> dict[str, Any]:
     out = scratch / f"move-{archive.name}"
     out.mkdir()
     port = free_port()
@@ -257,10 +186,7 @@ def c_move(archive: Archive, study_uid: str, scratch: Path, expected: int) -> di
     )
     try:
         if archive.name == "Orthanc":
-            httpx.put(
-                f"{archive.base_url}/modalities/BENCHDEST",
-                json={"AET": "BENCHDEST", "Host": "127.0.0.1", "Port": port},
-            ).raise_for_status()
+            orthanc.declare_modality(archive, "BENCHDEST", port)
         else:
             httpx.put(
                 f"{archive.base_url}/api/remote-aes/BENCHDEST",
@@ -314,14 +240,17 @@ def main(argv: list[str] | None = None) -> int:
 
     population = tiny_archive(TinyArchiveSpec(studies=args.studies))
     probe = population.studies[len(population.studies) // 2]
-    shapes = {
+    keys = {
         "patient_id": {"PatientID": probe.patient_id},
         "patient_name_wildcard": {"PatientName": probe.patient_name.split("^")[0][:3] + "*"},
         "study_date_range": {"StudyDate": f"{probe.study_date}-{probe.study_date}"},
     }
+    shapes: dict[str, list[FindQuery]] = {
+        shape: [(k, None)] * args.queries for shape, k in keys.items()
+    }
     ct_study = next(ct_instances(CtSeriesSpec(studies=1, slices=1, kind=3))).study_uid
 
-    report: dict[str, Any] = {"args": vars(args), "shapes": shapes, "archives": {}}
+    report: dict[str, Any] = {"args": vars(args), "shapes": keys, "archives": {}}
     with tempfile.TemporaryDirectory(prefix="bench-qr-") as tmp:
         workdir = Path(tmp)
         starters = [start_hounsfield] + ([] if args.no_orthanc else [start_orthanc])
@@ -329,14 +258,10 @@ def main(argv: list[str] | None = None) -> int:
             archive = starter(workdir)
             try:
                 say(f"{archive.name}: loading {args.studies} studies and {args.slices} CT slices")
-                stow(archive, (i.data for i in population.instances()), 200)
-                stow(
-                    archive,
-                    (i.data for i in ct_instances(CtSeriesSpec(1, args.slices, kind=3))),
-                    25,
-                )
+                stow(archive, population.instances(), 200)
+                stow(archive, ct_instances(CtSeriesSpec(1, args.slices, kind=3)), 25)
                 say(f"{archive.name}: C-FIND")
-                found = c_find(archive, shapes, args.queries)
+                found = c_find(archive, shapes)
                 say(f"{archive.name}: C-GET and C-MOVE of {args.slices} instances")
                 report["archives"][archive.name] = {
                     "version": archive.version,

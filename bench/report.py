@@ -147,6 +147,38 @@ def _git_commit() -> str:
     return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
+def latency_row(
+    key: str,
+    label: str,
+    ours: dict[str, float] | None,
+    theirs: dict[str, float] | None,
+    target: Target | None,
+    note: str = "",
+) -> Row:
+    """A latency figure (p50 compared, p95 checked against the target, p50/p95/p99 shown)."""
+
+    def text(summary: dict[str, float] | None) -> str | None:
+        if not summary:
+            return None
+        wrong = int(summary.get("wrong_answers", 0))
+        flag = f" ({wrong} wrong)" if wrong else ""
+        return f"{summary['p50_ms']:.2f} / {summary['p95_ms']:.2f} / {summary['p99_ms']:.2f}{flag}"
+
+    return Row(
+        key,
+        label,
+        "ms",
+        "lower",
+        ours["p50_ms"] if ours else None,
+        theirs["p50_ms"] if theirs else None,
+        target,
+        hounsfield_p95=ours["p95_ms"] if ours else None,
+        hounsfield_text=text(ours),
+        orthanc_text=text(theirs),
+        note=note,
+    )
+
+
 def write_json(report: Report, directory: Path, stamp: str) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{stamp}.json"

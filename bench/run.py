@@ -1,6 +1,6 @@
 """`python -m bench.run`: Hounsfield against Orthanc, same machine, same data, same run.
 
-    python -m bench.run                 # default sizes (about 10 minutes on 2 cores)
+    python -m bench.run                 # default sizes (about 15 minutes on 2 cores)
     python -m bench.run --smoke         # tiny sizes, checks that every figure is produced
     python -m bench.run --scale 100000  # adds QIDO at 100k studies / 1M instances (Hounsfield)
     python -m bench.run --profile       # adds a py-spy pass over a separate Hounsfield server
@@ -25,22 +25,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import data, machine, orthanc, profile, report, scenarios
+from bench import data, dimse, figures, machine, orthanc, profile, qr, report, scenarios
 from bench import fill as bulk
 from bench import hounsfield as hf
-from bench.report import Report, Row, Target
+from bench.figures import NON_DURABLE, STOW_BATCH
+from bench.report import Report
 from bench.scenarios import Problems
 from bench.servers import RunningArchive
 
 ROOT = Path(__file__).resolve().parent.parent
-STOW_BATCH = 50
-NON_DURABLE = "Hounsfield (durable=false)"
-
-TARGETS = {
-    "stow": Target("≥ 300 inst/s", at_least=300),
-    "qido": Target("p50 ≤ 5 ms, p95 ≤ 15 ms (at 100k studies)", at_most=5, p95_at_most=15),
-    "metadata": Target("≤ 20 ms, ≥ 30× Orthanc", at_most=20, min_ratio=30),
-}
 
 
 @dataclass
@@ -55,10 +48,27 @@ class Sizes:
     metadata_repeats: int
     time_limit: float  # seconds per scenario per archive
     stow_rounds: int = 3
+    cstore_count: int = 500  # CT instances per C-STORE round
+    cstore_rounds: int = 3
+    find_queries: int = 200  # C-FIND queries per shape
 
     @classmethod
     def smoke(cls) -> Sizes:
-        return cls(1, 20, 10, 20, 2, 2, 10, 3, 20, stow_rounds=1)
+        return cls(
+            1,
+            20,
+            10,
+            20,
+            2,
+            2,
+            10,
+            3,
+            20,
+            stow_rounds=1,
+            cstore_count=20,
+            cstore_rounds=1,
+            find_queries=10,
+        )
 
     @classmethod
     def default(cls) -> Sizes:
@@ -131,6 +141,7 @@ class Bench:
         self.archive_info: dict[str, dict[str, Any]] = {}
         self.busy: dict[str, float] = {}
         self.others: dict[str, float] = {}
+        self.query_set: data.TinyArchive | None = None  # loaded by qido, queried by cfind
 
     def measured(self, scenario: str, work: Callable[[], None]) -> None:
         """Run a scenario, recording how busy the machine was before and, by others, during."""
@@ -163,6 +174,8 @@ class Bench:
         say("starting Orthanc")
         started = orthanc.start(self.workdir / "orthanc")
         started.notes += install_log
+        for aet in qr.CLIENT_AETS:
+            orthanc.declare_modality(started, aet)
         self._register(started)
 
     def _register(self, archive: RunningArchive) -> None:
@@ -222,6 +235,22 @@ class Bench:
             }
         self.details["stow"] = results
 
+    def cstore(self) -> None:
+        say(f"C-STORE of {self.sizes.cstore_count} CT instances on 1 and 4 associations")
+        self.details["cstore"] = dimse.cstore(
+            self.archives, self.sizes.cstore_count, self.sizes.cstore_rounds, self.problems, say
+        )
+
+    def retrieve(self) -> None:
+        say(f"C-GET and C-MOVE of the {self.sizes.ct_slices}-slice CT study")
+        self.details["retrieve"] = dimse.retrieve(
+            self.archives,
+            data.study_uid(data.CT_KIND, 0),
+            self.sizes.ct_slices,
+            self.workdir,
+            self.problems,
+        )
+
     def metadata(self) -> None:
         study = data.study_uid(data.CT_KIND, 0)
         series = data.series_uid(data.CT_KIND, 0, 0)
@@ -269,6 +298,15 @@ class Bench:
         self.details["qido_load"] = loads
         self.details["qido"] = {"studies": sizes.query_studies, "instances": total, **latencies}
         self.details["qido_labels"] = {s.key: s.label for s in shapes}
+        self.query_set = query_set
+
+    def cfind(self) -> None:
+        if self.query_set is None:
+            return
+        say(f"C-FIND, {self.sizes.find_queries} queries per shape")
+        self.details["cfind"] = dimse.cfind(
+            self.archives, self.query_set, self.sizes.find_queries, self.problems
+        )
 
     def qido_at_scale(self, studies: int) -> None:
         spec = data.TinyArchiveSpec(
@@ -371,129 +409,6 @@ class Bench:
 
     # -- figures ---------------------------------------------------------------------------
 
-    def rows(self) -> list[Row]:
-        d = self.details
-        rows: list[Row] = []
-        stow = d.get("stow", {})
-
-        def rate(name: str) -> float | None:
-            value = stow.get(name, {}).get("rate")
-            return float(value) if value else None
-
-        batch = self.sizes.stow_batch
-        skipped = self.args.only_scale  # a partial run: only the figures it measured
-        if not skipped:
-            rows.append(
-                Row(
-                    "stow_ct",
-                    f"STOW-RS ingest, 512² CT, batches of {batch}, durable"
-                    + (
-                        f", median of {self.sizes.stow_rounds} rounds"
-                        if self.sizes.stow_rounds > 1
-                        else ""
-                    ),
-                    "inst/s",
-                    "higher",
-                    rate("Hounsfield"),
-                    rate("Orthanc"),
-                    TARGETS["stow"],
-                )
-            )
-        if NON_DURABLE in stow:
-            rows.append(
-                Row(
-                    "stow_ct_nondurable",
-                    f"STOW-RS ingest, 512² CT, batches of {batch}, HOUNSFIELD_DURABLE=false",
-                    "inst/s",
-                    "higher",
-                    rate(NON_DURABLE),
-                    rate("Orthanc"),
-                    note="Orthanc as above",
-                )
-            )
-        load = d.get("qido_load", {})
-        if load:
-            rows.append(
-                Row(
-                    "stow_tiny",
-                    f"STOW-RS ingest, 8×8 instances, batches of {STOW_BATCH} (query set)",
-                    "inst/s",
-                    "higher",
-                    load.get("Hounsfield", {}).get("rate"),
-                    load.get("Orthanc", {}).get("rate"),
-                )
-            )
-        labels = d.get("qido_labels", {})
-        qido = d.get("qido", {})
-        for key, label in labels.items() if qido else ():
-            rows.append(
-                _latency_row(
-                    f"qido_{key}",
-                    f"QIDO-RS {label}, {qido.get('studies', 0):,} studies",
-                    qido.get("Hounsfield", {}).get(key),
-                    qido.get("Orthanc", {}).get(key),
-                    TARGETS["qido"],
-                )
-            )
-        scale = d.get("qido_scale")
-        if scale:
-            for key, label in labels.items():
-                rows.append(
-                    _latency_row(
-                        f"qido_scale_{key}",
-                        f"QIDO-RS {label}, {scale['studies']:,} studies / "
-                        f"{scale['instances']:,} instances",
-                        scale["Hounsfield"].get(key),
-                        None,
-                        TARGETS["qido"],
-                        note="Hounsfield only",
-                    )
-                )
-        meta = d.get("metadata", {})
-        encodings = (("identity", TARGETS["metadata"]), ("gzip", None)) if not skipped else ()
-        for encoding, target in encodings:
-            rows.append(
-                _latency_row(
-                    f"metadata_{encoding}",
-                    f"WADO-RS series metadata, {self.sizes.ct_slices} instances"
-                    + (", gzip" if encoding == "gzip" else ""),
-                    meta.get(f"Hounsfield/{encoding}"),
-                    meta.get(f"Orthanc/{encoding}"),
-                    target,
-                )
-            )
-        return rows
-
-
-def _latency_row(
-    key: str,
-    label: str,
-    ours: dict[str, float] | None,
-    theirs: dict[str, float] | None,
-    target: Target | None,
-    note: str = "",
-) -> Row:
-    def text(summary: dict[str, float] | None) -> str | None:
-        if not summary:
-            return None
-        wrong = int(summary.get("wrong_answers", 0))
-        flag = f" ({wrong} wrong)" if wrong else ""
-        return f"{summary['p50_ms']:.2f} / {summary['p95_ms']:.2f} / {summary['p99_ms']:.2f}{flag}"
-
-    return Row(
-        key,
-        label,
-        "ms",
-        "lower",
-        ours["p50_ms"] if ours else None,
-        theirs["p50_ms"] if theirs else None,
-        target,
-        hounsfield_p95=ours["p95_ms"] if ours else None,
-        hounsfield_text=text(ours),
-        orthanc_text=text(theirs),
-        note=note,
-    )
-
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
@@ -518,8 +433,11 @@ def main(argv: list[str] | None = None) -> int:
         try:
             bench.start_servers()
             bench.measured("stow", bench.stow)
+            bench.measured("cstore", bench.cstore)
             bench.measured("metadata", bench.metadata)
+            bench.measured("retrieve", bench.retrieve)
             bench.measured("qido", bench.qido)
+            bench.measured("cfind", bench.cfind)
         finally:
             bench.stop_servers()
         if args.profile:  # before the bulk fill, whose write-back would slow every fsync
@@ -527,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.scale:
         bench.qido_at_scale(args.scale)
     out.archives = bench.archive_info
-    out.rows = bench.rows()
+    out.rows = figures.rows(bench.details, partial=args.only_scale)
     out.details = {**bench.details, "wall_seconds": round(time.monotonic() - t0, 1)}
     out.machine["busy_before"] = bench.busy
     out.machine["others_during"] = bench.others

@@ -32,6 +32,8 @@ class RunningArchive:
     log_path: Path
     notes: list[str] = field(default_factory=list)
     wrapped: bool = False  # the process is a wrapper (py-spy) whose child is the server
+    aet: str = ""  # the DIMSE server's AE title and loopback port
+    dimse_port: int = 0
 
     def server_pid(self) -> int:
         if self.wrapped:

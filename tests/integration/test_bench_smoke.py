@@ -39,7 +39,18 @@ def test_bench_smoke_produces_every_figure(tmp_path: Path) -> None:
     report = json.loads(results.read_text())
     assert report["smoke"] is True
     keys = {row["key"] for row in report["rows"]}
-    assert {"stow_ct", "qido_patient_id", "qido_instances_of_series", "metadata_identity"} <= keys
+    assert {
+        "stow_ct",
+        "qido_patient_id",
+        "qido_instances_of_series",
+        "metadata_identity",
+        "cstore_1",
+        "cstore_4",
+        "cfind_patient_id",
+        "cfind_study_date_range",
+        "cget",
+        "cmove",
+    } <= keys
     for row in report["rows"]:
         assert row["hounsfield"] is not None and row["hounsfield"] > 0, row
         assert row["orthanc"] is not None and row["orthanc"] > 0, row
