@@ -44,6 +44,7 @@ from hounsfield.services.ingest import DuplicatePolicy, IngestService
 from hounsfield.services.integrity import IntegrityService
 from hounsfield.services.lifecycle import LifecycleService
 from hounsfield.services.mpps import MppsService
+from hounsfield.services.pixels.service import PixelService
 from hounsfield.services.qr import QueryRetrieveService
 from hounsfield.services.query import QueryService
 from hounsfield.services.retrieve import RetrieveService
@@ -222,6 +223,7 @@ def open_archive(settings: Settings) -> Archive:
     duplicate_policy: DuplicatePolicy = (
         "reject" if settings.duplicate_policy == "reject" else "keep-first"
     )
+    retrieve = RetrieveService(index, blobs)
     services = Services(
         ingest=IngestService(
             index,
@@ -232,7 +234,8 @@ def open_archive(settings: Settings) -> Archive:
             durable=settings.durable,
         ),
         query=QueryService(index, max_limit=settings.qido_max_limit),
-        retrieve=RetrieveService(index, blobs),
+        retrieve=retrieve,
+        pixels=PixelService(retrieve),
         lifecycle=LifecycleService(index, blobs),
         admin=AdminService(index),
         integrity=IntegrityService(index, blobs),

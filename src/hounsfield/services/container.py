@@ -12,6 +12,7 @@ from hounsfield.services.ingest import IngestService
 from hounsfield.services.integrity import IntegrityService
 from hounsfield.services.lifecycle import LifecycleService
 from hounsfield.services.mpps import MppsService
+from hounsfield.services.pixels.service import PixelService
 from hounsfield.services.qr import QueryRetrieveService
 from hounsfield.services.query import QueryService
 from hounsfield.services.retrieve import RetrieveService
@@ -39,3 +40,5 @@ class Services:
     mpps: MppsService | None = None
     #: The change feed read from the outbox (DICOMweb /changefeed, docs/events.md).
     changefeed: ChangeFeedService | None = None
+    #: Decoding, transcoding and rendering of frames (WADO-RS transcoding, rendered, WADO-URI).
+    pixels: PixelService | None = None

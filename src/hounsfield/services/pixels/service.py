@@ -1,0 +1,181 @@
+"""The pixel service: frames decoded, instances and frames transcoded, frames rendered.
+
+Reading an instance costs one ranged read of its header (up to the Pixel Data value, whose
+offset ingest recorded) parsed by pydicom, and one ranged read per frame; the parsed header of
+recently used instances is kept (bounded) because a viewer asks for many frames of one object.
+Objects whose frames have no recorded offsets (deflated data sets, PS3.5 A.5) are read whole.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from io import BytesIO
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.encaps import generate_frames
+
+from hounsfield.domain.errors import InvalidDicomError, NotFoundError
+from hounsfield.ports.index import StoredInstance
+from hounsfield.services.pixels import codec, transcode
+from hounsfield.services.pixels.codec import CodecError, Decoded
+from hounsfield.services.pixels.image import ImageInfo, image_info
+from hounsfield.services.pixels.syntaxes import EXPLICIT_VR_BE, SYNTAXES
+from hounsfield.services.retrieve import RetrieveService
+
+_HEADERS_KEPT = 256
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """An instance ready to be decoded: its header, its description and its frames."""
+
+    header: Dataset
+    info: ImageInfo
+    frame_count: int
+    compressed_bytes: int
+    read_frame: Callable[[int], bytes]  # 1-based frame number -> the frame's bytes
+
+
+def _parse(data: bytes, stop_before_pixels: bool) -> Dataset:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # odd but readable headers are the norm in archives
+        try:
+            return pydicom.dcmread(BytesIO(data), stop_before_pixels=stop_before_pixels, force=True)
+        except Exception as exc:
+            raise InvalidDicomError(f"the stored header cannot be read: {exc}") from exc
+
+
+class PixelService:
+    def __init__(self, retrieve: RetrieveService) -> None:
+        self.retrieve = retrieve
+        self._headers: OrderedDict[str, tuple[Dataset, ImageInfo, bool]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def source(self, instance: StoredInstance) -> Source:
+        """The header and frames of an image instance; NotFoundError when it has no pixels."""
+        layout = instance.pixel
+        if layout is None or not layout.frames:
+            return self._whole(instance)
+        key = f"{instance.blob_key}:{instance.sha256}"
+        with self._lock:
+            cached = self._headers.get(key)
+            if cached is not None:
+                self._headers.move_to_end(key)
+        if cached is None:
+            head = self.retrieve.blobs.get_range(instance.blob_key, 0, layout.value_offset)
+            header = _parse(head, stop_before_pixels=True)
+            syntax = instance.transfer_syntax_uid
+            little = syntax != EXPLICIT_VR_BE
+            info = image_info(header, syntax, little)
+            swap = (
+                not little
+                and info.bits_allocated == 8
+                and head[layout.value_offset - 8 : layout.value_offset - 6] == b"OW"
+            )
+            cached = (header, info, swap)
+            with self._lock:
+                self._headers[key] = cached
+                while len(self._headers) > _HEADERS_KEPT:
+                    self._headers.popitem(last=False)
+        header, info, swap = cached
+        frames = layout.frames
+        compressed = sum(length for frame in frames for _, length in frame)
+
+        def read(number: int) -> bytes:
+            if swap:
+                return self._swapped_frame(instance, info, number)
+            return b"".join(self.retrieve.frame(instance, number))
+
+        return Source(header, info, len(frames), compressed, read)
+
+    def _swapped_frame(self, instance: StoredInstance, info: ImageInfo, number: int) -> bytes:
+        """8-bit samples in a big endian OW value are byte-swapped in 16-bit words (PS3.5
+        8.1.1, Explicit VR Big Endian): the whole value is read and put back in order."""
+        layout = instance.pixel
+        assert layout is not None
+        value = self.retrieve.blobs.get_range(
+            instance.blob_key, layout.value_offset, layout.value_length
+        )
+        even = len(value) - len(value) % 2
+        ordered = np.frombuffer(value[:even], dtype=np.uint8).reshape(-1, 2)[:, ::-1].tobytes()
+        size = info.frame_size
+        return ordered[(number - 1) * size : number * size]
+
+    def _whole(self, instance: StoredInstance) -> Source:
+        data = b"".join(self.retrieve.object_bytes(instance))
+        dataset = _parse(data, stop_before_pixels=False)
+        pixel_data = dataset.get("PixelData")
+        if pixel_data is None:
+            raise NotFoundError(f"instance {instance.sop_uid} has no pixel data")
+        syntax = str(dataset.file_meta.get("TransferSyntaxUID", instance.transfer_syntax_uid))
+        info = image_info(dataset, syntax, syntax != EXPLICIT_VR_BE)
+        found = SYNTAXES.get(syntax)
+        frames: list[bytes]
+        if found is not None and found.encapsulated:
+            frames = list(generate_frames(pixel_data, number_of_frames=info.frames))
+        elif info.bits_allocated == 1:
+            frames = [bytes(pixel_data)] * info.frames
+        else:
+            size = info.frame_size
+            frames = [
+                bytes(pixel_data[i * size : (i + 1) * size])
+                for i in range(info.frames)
+                if (i + 1) * size <= len(pixel_data)
+            ]
+        del dataset["PixelData"]
+
+        def read(number: int) -> bytes:
+            if not 1 <= number <= len(frames):
+                raise NotFoundError(f"frame {number} does not exist")
+            return frames[number - 1]
+
+        return Source(dataset, info, len(frames), sum(map(len, frames)), read)
+
+    def decode(self, source: Source, number: int) -> Decoded:
+        """Frame `number` (1-based) decoded to stored values."""
+        if not 1 <= number <= source.frame_count:
+            raise NotFoundError(
+                f"frame {number} does not exist (instance has {source.frame_count} frames)"
+            )
+        return codec.decode(source.info, source.read_frame(number), number - 1)
+
+    def frames(self, source: Source) -> Iterator[Decoded]:
+        for number in range(1, source.frame_count + 1):
+            yield self.decode(source, number)
+
+    # --- transcoding -----------------------------------------------------------------------
+
+    def transcode(self, instance: StoredInstance, target: str) -> Iterator[bytes]:
+        """The instance as a PS3.10 file in `target`, streamed; CodecError before the first
+        byte when the target cannot hold the image."""
+        source = self.source(instance)
+        transcode.check_target(source.info, target)
+        return transcode.stream(
+            source.header,
+            source.info,
+            self.frames(source),
+            target,
+            source.frame_count,
+            source.compressed_bytes,
+        )
+
+    def frame_in(self, instance: StoredInstance, number: int, target: str) -> bytes:
+        """Frame `number` in `target` (PS3.18 8.7.3.3.2), decoded and re-encoded."""
+        source = self.source(instance)
+        transcode.check_target(source.info, target)
+        return transcode.encode_frame(self.decode(source, number), source.info, target)
+
+    def can_transcode(self, instance: StoredInstance, target: str) -> bool:
+        try:
+            transcode.check_target(self.source(instance).info, target)
+        except (CodecError, InvalidDicomError, NotFoundError):
+            return False
+        return True
