@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 from hounsfield.adapters import webhook_http
@@ -32,7 +34,7 @@ from hounsfield.frontends.dimse.server import DimseOptions, DimseServer, default
 from hounsfield.frontends.dimse.worklist import register_worklist
 from hounsfield.ports.blobs import BlobStore
 from hounsfield.ports.bus import EventBus
-from hounsfield.ports.index import IndexStore
+from hounsfield.ports.index import Event, IndexStore
 from hounsfield.services.admin import AdminService
 from hounsfield.services.changefeed import ChangeFeedService
 from hounsfield.services.cloudevents import default_source
@@ -40,14 +42,17 @@ from hounsfield.services.commitment import CommitmentService
 from hounsfield.services.container import Services
 from hounsfield.services.dicom_send import DicomSendService
 from hounsfield.services.events import RelayPosition, run_consumer, run_relay
+from hounsfield.services.forwarding import FORWARD_JOB, ForwardingService
 from hounsfield.services.ingest import DuplicatePolicy, IngestService
 from hounsfield.services.integrity import IntegrityService
+from hounsfield.services.jobs import JobHandler, JobService, JobWorker, RetryPolicy
 from hounsfield.services.lifecycle import LifecycleService
 from hounsfield.services.mpps import MppsService
 from hounsfield.services.pixels.service import PixelService
 from hounsfield.services.qr import QueryRetrieveService
 from hounsfield.services.query import QueryService
 from hounsfield.services.retrieve import RetrieveService
+from hounsfield.services.stability import StabilityMonitor, StabilitySettings
 from hounsfield.services.staging import StagingArea
 from hounsfield.services.webhooks import WebhookSender
 from hounsfield.services.worklist import WorklistService
@@ -55,8 +60,9 @@ from hounsfield.services.worklist import WorklistService
 log = logging.getLogger(__name__)
 
 SWEEP_INTERVAL_SECONDS = 300.0
-#: The consumer group of the webhook sender on the bus.
+#: The consumer groups of the webhook sender and of the forwarding rules on the bus.
 WEBHOOK_GROUP = "webhooks"
+FORWARDING_GROUP = "forwarding"
 
 
 def _path_from_url(url: str, scheme: str) -> Path:
@@ -224,6 +230,7 @@ def open_archive(settings: Settings) -> Archive:
         "reject" if settings.duplicate_policy == "reject" else "keep-first"
     )
     retrieve = RetrieveService(index, blobs)
+    dicom_send = DicomSendService(open_dicom_network(settings), blobs, calling_ae=settings.ae_title)
     services = Services(
         ingest=IngestService(
             index,
@@ -241,13 +248,13 @@ def open_archive(settings: Settings) -> Archive:
         integrity=IntegrityService(index, blobs),
         staging=staging,
         qr=QueryRetrieveService(index, ae_title=settings.ae_title),
-        dicom_send=DicomSendService(
-            open_dicom_network(settings), blobs, calling_ae=settings.ae_title
-        ),
+        dicom_send=dicom_send,
         worklist=WorklistService(SqliteWorklistStore(settings.data_dir / "worklist.db")),
         commitment=CommitmentService(index, blobs),
         changefeed=ChangeFeedService(index),
         mpps=MppsService(SqliteWorklistStore(settings.data_dir / "worklist.db", table="mpps")),
+        jobs=JobService(index.jobs),
+        forwarding=ForwardingService(index, dicom_send),
     )
     return Archive(settings, index, blobs, services)
 
@@ -262,7 +269,50 @@ def open_dicom_network(settings: Settings) -> PynetdicomNetwork:
     )
 
 
-def build_http_app(archive: Archive) -> HttpApp:
+def job_handlers(archive: Archive) -> dict[str, JobHandler]:
+    """The job kinds this archive runs, by kind (services/jobs.py)."""
+    handlers: dict[str, JobHandler] = {}
+    if archive.services.forwarding is not None:
+        handlers[FORWARD_JOB] = archive.services.forwarding.run_job
+    return handlers
+
+
+def build_job_worker(archive: Archive) -> JobWorker:
+    settings = archive.settings
+    return JobWorker(
+        archive.index.jobs,
+        job_handlers(archive),
+        concurrency=max(settings.jobs_concurrency, 1),
+        lease_seconds=float(settings.jobs_lease_seconds),
+        retry=RetryPolicy(
+            base_seconds=float(settings.jobs_retry_base_seconds),
+            max_seconds=float(settings.jobs_retry_max_seconds),
+        ),
+    )
+
+
+def build_stability_monitor(archive: Archive) -> StabilityMonitor | None:
+    """None when detection is off (either quiet period set to 0)."""
+    settings = archive.settings
+    if not settings.series_stable_seconds or not settings.study_stable_seconds:
+        return None
+    return StabilityMonitor(
+        archive.index,
+        StabilitySettings(
+            series_quiet_seconds=float(settings.series_stable_seconds),
+            study_quiet_seconds=float(settings.study_stable_seconds),
+        ),
+    )
+
+
+BackgroundTask = Callable[[], Coroutine[Any, Any, None]]
+
+
+def background_tasks(archive: Archive, *, run_jobs: bool) -> list[BackgroundTask]:
+    """What runs beside the servers in `hounsfield serve`, and alone in `hounsfield worker`:
+    the sweeper, the outbox relay (one process per data_dir at a time), the event consumers
+    (webhooks, forwarding rules), stable detection and, with `run_jobs`, a job worker. Every
+    one of them is safe in any number of processes (DESIGN.md key idea 8)."""
     settings = archive.settings
 
     async def sweeper() -> None:
@@ -271,6 +321,10 @@ def build_http_app(archive: Archive) -> HttpApp:
                 removed = await asyncio.to_thread(archive.sweep)
                 if removed:
                     log.info("swept %d abandoned uploads", removed)
+                if settings.jobs_retention_seconds and archive.services.jobs is not None:
+                    await asyncio.to_thread(
+                        archive.services.jobs.purge, float(settings.jobs_retention_seconds)
+                    )
             except Exception:
                 log.exception("sweep failed")
             await asyncio.sleep(SWEEP_INTERVAL_SECONDS)
@@ -289,26 +343,57 @@ def build_http_app(archive: Archive) -> HttpApp:
         webhook_http.post,
         max_attempts=settings.webhook_max_attempts,
     )
+    groups = [FORWARDING_GROUP, *([WEBHOOK_GROUP] if settings.webhook_urls else [])]
 
-    def declare_webhooks() -> None:
+    def declare_groups() -> None:
         bus = open_bus()
         try:
-            bus.declare(WEBHOOK_GROUP)
+            for group in groups:
+                bus.declare(group)
         finally:
             bus.close()
 
     async def relay() -> None:
-        if settings.webhook_urls:
-            # Before the first publish, so that a new webhook group misses nothing.
-            try:
-                await asyncio.to_thread(declare_webhooks)
-            except Exception:
-                log.exception("could not declare the webhook consumer group")
+        # Before the first publish, so that a new consumer group misses nothing.
+        try:
+            await asyncio.to_thread(declare_groups)
+        except Exception:
+            log.exception("could not declare the consumer groups %s", groups)
         await run_relay(archive.index, open_bus, position)
 
     async def webhook_consumer() -> None:
         await run_consumer(open_bus, WEBHOOK_GROUP, webhooks, max_events=1)
 
+    tasks: list[BackgroundTask] = [sweeper, relay]
+    if settings.webhook_urls:
+        tasks.append(webhook_consumer)
+    if (forwarding := archive.services.forwarding) is not None:
+
+        def forward(event: Event) -> None:
+            forwarding.on_event(event)
+
+        async def forwarding_consumer() -> None:
+            await run_consumer(open_bus, FORWARDING_GROUP, forward)
+
+        tasks.append(forwarding_consumer)
+    if (monitor := build_stability_monitor(archive)) is not None:
+        tasks.append(monitor.run_async)
+    if run_jobs:
+        worker = build_job_worker(archive)
+
+        async def job_worker() -> None:
+            stop = threading.Event()
+            try:
+                await asyncio.to_thread(worker.run, stop)
+            finally:
+                stop.set()  # cancelled: the thread ends within one poll
+
+        tasks.append(job_worker)
+    return tasks
+
+
+def build_http_app(archive: Archive) -> HttpApp:
+    settings = archive.settings
     options = HttpOptions(
         dicomweb=DicomWebOptions(
             default_partition=settings.default_partition,
@@ -319,7 +404,7 @@ def build_http_app(archive: Archive) -> HttpApp:
     return HttpApp(
         archive.services,
         options,
-        background=[sweeper, relay, *([webhook_consumer] if settings.webhook_urls else [])],
+        background=background_tasks(archive, run_jobs=settings.jobs_concurrency > 0),
         on_shutdown=archive.close,
     )
 

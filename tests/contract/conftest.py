@@ -115,6 +115,8 @@ _TABLES = [
     "patients",
     "outbox",
     "remote_aes",
+    "jobs",
+    "forward_rules",
 ]
 
 

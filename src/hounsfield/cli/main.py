@@ -1,4 +1,4 @@
-"""`hounsfield`: serve, import, check, migrate."""
+"""`hounsfield`: serve, worker, jobs, import, check, migrate, and the DIMSE client commands."""
 
 from __future__ import annotations
 
@@ -115,6 +115,100 @@ def check(ctx: click.Context, repair: bool, quiet: bool) -> None:
 
     problems = run_check(_settings(ctx), repair=repair, progress=not quiet)
     sys.exit(1 if problems else 0)
+
+
+@cli.command()
+@click.pass_context
+def worker(ctx: click.Context) -> None:
+    """Run background work without servers: jobs, event consumers, stable detection."""
+    from hounsfield.cli.jobs import run_worker
+
+    run_worker(_settings(ctx))
+
+
+@cli.group()
+def jobs() -> None:
+    """Inspect and steer durable jobs (forwarding...)."""
+
+
+_STATES = click.Choice(["queued", "running", "succeeded", "dead", "cancelled"])
+
+
+@jobs.command("list")
+@click.option("--state", type=_STATES, default=None, help="Only jobs in this state.")
+@click.option("--kind", default=None, help="Only jobs of this kind (forward...).")
+@click.option("--partition", default=None, help="Only jobs of this partition.")
+@click.option("--before", type=int, default=None, help="Only jobs with a lower id (paging).")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="JSON, as GET /api/jobs returns it.")
+@click.pass_context
+def jobs_list(
+    ctx: click.Context,
+    state: str | None,
+    kind: str | None,
+    partition: str | None,
+    before: int | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """Jobs, newest first."""
+    from hounsfield.cli.jobs import list_jobs
+    from hounsfield.ports.jobs import JobFilter, JobState
+
+    where = JobFilter(
+        state=None if state is None else JobState(state),
+        kind=kind,
+        partition=partition,
+        before_id=before,
+        limit=limit,
+    )
+    list_jobs(_settings(ctx), where, as_json)
+
+
+@jobs.command("show")
+@click.argument("job_id", type=int)
+@click.pass_context
+def jobs_show(ctx: click.Context, job_id: int) -> None:
+    """One job, with its payload and last error."""
+    from hounsfield.cli.jobs import show_job
+
+    show_job(_settings(ctx), job_id)
+
+
+@jobs.command("retry")
+@click.argument("job_id", type=int)
+@click.pass_context
+def jobs_retry(ctx: click.Context, job_id: int) -> None:
+    """Queue a dead or cancelled job again (attempts start over)."""
+    from hounsfield.cli.jobs import change_job
+
+    change_job(_settings(ctx), job_id, "retry")
+
+
+@jobs.command("cancel")
+@click.argument("job_id", type=int)
+@click.pass_context
+def jobs_cancel(ctx: click.Context, job_id: int) -> None:
+    """Cancel a queued job."""
+    from hounsfield.cli.jobs import change_job
+
+    change_job(_settings(ctx), job_id, "cancel")
+
+
+@jobs.command("purge")
+@click.option(
+    "--older-than",
+    type=float,
+    default=7 * 86400,
+    show_default=True,
+    help="Seconds since the job finished.",
+)
+@click.pass_context
+def jobs_purge(ctx: click.Context, older_than: float) -> None:
+    """Delete succeeded and cancelled jobs that finished long enough ago."""
+    from hounsfield.cli.jobs import purge_jobs
+
+    purge_jobs(_settings(ctx), older_than)
 
 
 def main() -> None:

@@ -54,6 +54,13 @@ class Settings:
     webhook_urls: tuple[str, ...]
     webhook_secret: str
     webhook_max_attempts: int
+    jobs_concurrency: int
+    jobs_lease_seconds: int
+    jobs_retry_base_seconds: int
+    jobs_retry_max_seconds: int
+    jobs_retention_seconds: int
+    series_stable_seconds: int
+    study_stable_seconds: int
     default_partition: str
     duplicate_policy: str
     bulk_data_threshold: int
@@ -139,7 +146,15 @@ def _validate(values: dict[str, Any]) -> None:
     for url in values["webhook_urls"]:
         if not url.startswith(("http://", "https://")):
             raise ConfigError(f"setting 'webhook_urls': {url!r} is not an http(s) URL")
-    for key in ("bulk_data_threshold", "qido_max_limit", "http_workers", "webhook_max_attempts"):
+    for key in (
+        "bulk_data_threshold",
+        "qido_max_limit",
+        "http_workers",
+        "webhook_max_attempts",
+        "jobs_lease_seconds",
+        "jobs_retry_base_seconds",
+        "jobs_retry_max_seconds",
+    ):
         if values[key] < 1:
             raise ConfigError(f"setting {key!r}: must be at least 1, got {values[key]}")
     if values["dimse_max_pdu"] and not 4096 <= values["dimse_max_pdu"] <= (1 << 26):
@@ -163,6 +178,10 @@ def _validate(values: dict[str, Any]) -> None:
         "dimse_acse_timeout",
         "dimse_idle_timeout",
         "dimse_timeout",
+        "jobs_concurrency",
+        "jobs_retention_seconds",
+        "series_stable_seconds",
+        "study_stable_seconds",
     ):
         if values[key] < 0:
             raise ConfigError(f"setting {key!r}: must not be negative, got {values[key]}")

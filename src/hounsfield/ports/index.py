@@ -11,10 +11,14 @@ import enum
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from hounsfield.domain.model import ByteRange, DicomJson, Level, PixelLayout
 from hounsfield.domain.query import Query
+from hounsfield.ports.jobs import JobStore
+
+#: What `mark_stable` scans: series or studies.
+Scope = Literal["series", "study"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,11 +141,29 @@ class DeletedInstances:
     instances: int = 0
 
 
+class DocumentStore(Protocol):
+    """Named JSON documents (forwarding rules): the owning service validates their content."""
+
+    def put(self, name: str, document: dict[str, Any]) -> bool:
+        """Create or replace; True when created."""
+
+    def get(self, name: str) -> dict[str, Any] | None: ...
+
+    def all(self) -> list[dict[str, Any]]:
+        """Every document, by name."""
+
+    def delete(self, name: str) -> bool: ...
+
+
 class IndexStore(Protocol):
     """The index database. Every method is synchronous and thread-safe; services call it from
     worker threads. Every method is scoped to one partition: no call can see two."""
 
     capabilities: IndexCapabilities
+    #: Durable jobs kept in the same database (DESIGN.md key idea 5).
+    jobs: JobStore
+    #: Forwarding rules (services/forwarding.py), shared by every replica.
+    forward_rules: DocumentStore
 
     def migrate(self) -> None:
         """Create or upgrade the schema (numbered, immutable migrations)."""
@@ -215,3 +237,8 @@ class IndexStore(Protocol):
 
     def level_exists(self, partition: str, level: Level, uid: str) -> bool:
         """Whether a committed study, series or instance with this UID exists."""
+
+    def mark_stable(self, scope: Scope, quiet_before: datetime, limit: int) -> list[Event]:
+        """Announce up to `limit` series or studies (all partitions) that received no instance
+        since `quiet_before` and were not announced since their last change: mark them and
+        write `SeriesStable`/`StudyStable` events to the outbox in one transaction."""

@@ -8,8 +8,10 @@ from hounsfield.services.admin import AdminService
 from hounsfield.services.changefeed import ChangeFeedService
 from hounsfield.services.commitment import CommitmentService
 from hounsfield.services.dicom_send import DicomSendService
+from hounsfield.services.forwarding import ForwardingService
 from hounsfield.services.ingest import IngestService
 from hounsfield.services.integrity import IntegrityService
+from hounsfield.services.jobs import JobService
 from hounsfield.services.lifecycle import LifecycleService
 from hounsfield.services.mpps import MppsService
 from hounsfield.services.pixels.service import PixelService
@@ -42,3 +44,7 @@ class Services:
     changefeed: ChangeFeedService | None = None
     #: Decoding, transcoding and rendering of frames (WADO-RS transcoding, rendered, WADO-URI).
     pixels: PixelService | None = None
+    #: Durable jobs as the admin API and CLI see them (services/jobs.py).
+    jobs: JobService | None = None
+    #: Forwarding rules, their event consumer and the `forward` job (services/forwarding.py).
+    forwarding: ForwardingService | None = None

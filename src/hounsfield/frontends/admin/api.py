@@ -1,4 +1,5 @@
-"""The admin REST API under /api (JSON): health, remote AE registry, statistics, OpenAPI."""
+"""The admin REST API under /api (JSON): health, remote AE registry, worklist, jobs and
+forwarding rules, statistics, OpenAPI."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import orjson
 
 from hounsfield import __version__
 from hounsfield.domain.identifiers import is_valid_partition
+from hounsfield.frontends.admin.jobs import add_job_routes
 from hounsfield.frontends.admin.openapi import openapi_document
 from hounsfield.frontends.admin.worklist import add_mpps_routes, add_worklist_routes
 from hounsfield.frontends.http.core import HttpError, Request, Response, Router, json_response
@@ -90,6 +92,7 @@ def add_admin_routes(router: Router, services: Services, is_ready: Any) -> None:
 
     add_worklist_routes(router, services)
     add_mpps_routes(router, services)
+    add_job_routes(router, services)
 
     @router.route("/api/stats", "GET")
     async def stats(request: Request) -> Response:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from hounsfield.frontends.admin.openapi_jobs import job_paths, job_schemas
+
 _ERROR = {"$ref": "#/components/schemas/Error"}
 
 
@@ -165,6 +167,7 @@ def openapi_document(version: str) -> dict[str, Any]:
                     },
                 }
             },
+            **job_paths(),
         },
         "components": {
             "schemas": {
@@ -203,6 +206,7 @@ def openapi_document(version: str) -> dict[str, Any]:
                         "total": {"type": "object"},
                     },
                 },
+                **job_schemas(),
             }
         },
     }

@@ -16,32 +16,50 @@ from functools import partial
 from typing import TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from psycopg.types.json import Jsonb
+
 from hounsfield.adapters.index.postgres import begin, read, remove, write
-from hounsfield.adapters.index.postgres.batch import Conn, utc
+from hounsfield.adapters.index.postgres.batch import Conn, utc, write_events
 from hounsfield.adapters.index.postgres.connection import open_pool, run_read, run_transaction
 from hounsfield.adapters.index.postgres.migrate import PACKAGE, schema_version
 from hounsfield.adapters.index.postgres.migrate import migrate as run_migrations
-from hounsfield.adapters.index.sql import paging
+from hounsfield.adapters.index.sql import paging, stability
+from hounsfield.adapters.index.sql.dialect import Dialect
+from hounsfield.adapters.index.sql.documents import SqlDocumentTable
+from hounsfield.adapters.index.sql.jobstore import SqlJobStore
 from hounsfield.adapters.index.sql.migrations import discover
+from hounsfield.adapters.index.sql.rows import dumps
 from hounsfield.domain.model import Level
 from hounsfield.domain.query import Query
 from hounsfield.ports.index import (
     BeginOutcome,
     DeletedInstances,
+    DocumentStore,
     Event,
     IndexCapabilities,
     InstanceKey,
     NewInstance,
     QueryPage,
     RemoteAE,
+    Scope,
     Stats,
     StoredInstance,
 )
+from hounsfield.ports.jobs import JobStore
 
 T = TypeVar("T")
 
 #: Instances per round trip when streaming metadata or every instance.
 PAGE = 256
+#: timestamptz and jsonb; claims skip rows other replicas' workers hold (sql/dialect.py).
+DIALECT = Dialect(
+    placeholder="%s",
+    lock_suffix=" FOR UPDATE SKIP LOCKED",
+    to_time=lambda seconds: datetime.fromtimestamp(seconds, UTC),
+    from_time=utc,
+    to_json=lambda value: Jsonb(value, dumps=lambda v: dumps(v).decode()),
+    from_json=dict,
+)
 #: URL query parameters read by the adapter rather than libpq.
 _OURS = frozenset({"schema", "pool_min", "pool_max"})
 
@@ -74,6 +92,11 @@ class PostgresIndex:
         )
         self._closed = False
         self._close_lock = threading.Lock()
+        #: Durable jobs in the same database (ports/jobs.py).
+        self.jobs: JobStore = SqlJobStore(DIALECT, self._run_job_write, self._read)
+        self.forward_rules: DocumentStore = SqlDocumentTable(
+            DIALECT, self._run_job_write, self._read, "forward_rules"
+        )
 
     @classmethod
     def from_url(cls, url: str, *, durable: bool = True) -> PostgresIndex:
@@ -120,6 +143,10 @@ class PostgresIndex:
         self._pool.close()
 
     def _write(self, work: Callable[[Conn], T]) -> T:
+        return run_transaction(self._pool, work)
+
+    def _run_job_write(self, work: Callable[[Conn], T], *, durable: bool = True) -> T:
+        """Job writes are durable commits; `durable` is the SQLite adapter's hint only."""
         return run_transaction(self._pool, work)
 
     def _read(self, work: Callable[[Conn], T], *, snapshot: bool = False) -> T:
@@ -240,3 +267,13 @@ class PostgresIndex:
 
     def stats(self) -> list[Stats]:
         return self._read(read.stats)
+
+    def mark_stable(self, scope: Scope, quiet_before: datetime, limit: int) -> list[Event]:
+        cutoff = utc(quiet_before).timestamp()
+
+        def work(conn: Conn) -> list[Event]:
+            found = stability.mark_stable(DIALECT, conn, scope, cutoff, limit)
+            write_events(conn, found, datetime.now(UTC))
+            return found
+
+        return self._write(work)

@@ -16,7 +16,11 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
-from hounsfield.adapters.index.sql import paging
+from hounsfield.adapters.index.sql import paging, stability
+from hounsfield.adapters.index.sql.dialect import Dialect
+from hounsfield.adapters.index.sql.documents import SqlDocumentTable
+from hounsfield.adapters.index.sql.jobstore import SqlJobStore
+from hounsfield.adapters.index.sql.rows import dumps, loads
 from hounsfield.adapters.index.sqlite import read, remove, write
 from hounsfield.adapters.index.sqlite.connection import (
     ReaderPool,
@@ -25,25 +29,39 @@ from hounsfield.adapters.index.sqlite.connection import (
 )
 from hounsfield.adapters.index.sqlite.groupcommit import GroupCommitter
 from hounsfield.adapters.index.sqlite.migrate import migrate as run_migrations
+from hounsfield.adapters.index.sqlite.write import write_events
 from hounsfield.domain.model import Level
 from hounsfield.domain.query import Query
 from hounsfield.ports.index import (
     BeginOutcome,
     DeletedInstances,
+    DocumentStore,
     Event,
     IndexCapabilities,
     InstanceKey,
     NewInstance,
     QueryPage,
     RemoteAE,
+    Scope,
     Stats,
     StoredInstance,
 )
+from hounsfield.ports.jobs import JobStore
 
 T = TypeVar("T")
 
 #: Instances per read transaction when streaming metadata or every instance.
 PAGE = 256
+
+#: Times are Unix seconds and JSON is stored as bytes (sql/dialect.py).
+DIALECT = Dialect(
+    placeholder="?",
+    lock_suffix="",  # one writer at a time: the write transaction is the lock
+    to_time=float,
+    from_time=lambda value: datetime.fromtimestamp(float(value), UTC),
+    to_json=dumps,
+    from_json=loads,
+)
 
 
 def _timestamp(moment: datetime) -> float:
@@ -69,6 +87,11 @@ class SqliteIndex:
         self._readers = ReaderPool(self.path, durable=durable)
         self._closed = False
         self._close_lock = threading.Lock()
+        #: Durable jobs in the same database (ports/jobs.py).
+        self.jobs: JobStore = SqlJobStore(DIALECT, self._committer.run, self._read)
+        self.forward_rules: DocumentStore = SqlDocumentTable(
+            DIALECT, self._committer.run, self._read, "forward_rules"
+        )
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -205,3 +228,13 @@ class SqliteIndex:
 
     def stats(self) -> list[Stats]:
         return self._read(read.stats)
+
+    def mark_stable(self, scope: Scope, quiet_before: datetime, limit: int) -> list[Event]:
+        cutoff = _timestamp(quiet_before)
+
+        def work(conn: sqlite3.Connection) -> list[Event]:
+            found = stability.mark_stable(DIALECT, conn, scope, cutoff, limit)
+            write_events(conn, found, time.time())
+            return found
+
+        return self._committer.run(work)
