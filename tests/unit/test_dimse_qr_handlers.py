@@ -52,6 +52,7 @@ class FakeAssociation:
         self.peer = ("127.0.0.1", 1)
         self.partition = "default"
         self.contexts: dict[int, PresentationContext] = {}
+        self.extended: dict[str, bytes] = {}
         self.responses: list[tuple[int, dict[str, Any], Any]] = []
         self.stored: list[tuple[str, str, bytes]] = []
         self.cancel_after = cancel_after

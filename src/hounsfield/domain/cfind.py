@@ -21,6 +21,11 @@ Set, so every value here is already Unicode) and decides, key by key:
 - A sequence key with one item is Sequence Matching over its item keys (C.2.2.2.6); a zero
   length sequence, one empty item, or an item of only universal keys asks for the sequence
   to be returned (C.2.2.1.2 Note 4). More than one item is A900.
+- Options the association negotiated (SOP Class Extended Negotiation, C.5.1.1.2):
+  `relational` (above), `fuzzy` (fuzzy semantic matching of person names, C.2.2.2.1.1, the
+  matcher's method) and `combined_datetime` (C.2.2.2.5.1: a date key and its paired time key
+  with values are matched as one DT range; a time key alone, or with a universal date, is
+  matched on its own as without the option).
 
 The response identifier (C.4.1.1.3.2) holds exactly the requested keys with the entity's
 values (zero length where the entity lacks the attribute), the Query/Retrieve Level, the
@@ -58,9 +63,11 @@ from hounsfield.domain.qrmodel import (
     unique_key,
 )
 from hounsfield.domain.query import (
+    DateTimeRange,
     Matcher,
     MatchKey,
     Query,
+    Range,
     SequenceMatch,
     SingleValue,
     UidList,
@@ -82,6 +89,15 @@ _LENGTH_TO_END = {
     "big": b"\x00\x08\x00\x01UL\x00\x04\x00\x00\x00\x00",
 }
 _HUGE = 1 << 62
+#: Date attributes and their paired time attributes for combined date-time matching
+#: (PS3.4 C.2.2.2.5.1 names Study Date and Study Time as the example pair).
+DATE_TIME_PAIRS: Mapping[str, str] = {
+    "00080020": "00080030",  # Study Date, Study Time
+    "00080021": "00080031",  # Series Date, Series Time
+    "00080022": "00080032",  # Acquisition Date, Acquisition Time
+    "00080023": "00080033",  # Content Date, Content Time
+    "00100030": "00100032",  # Patient's Birth Date, Patient's Birth Time
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,12 +261,46 @@ def _check_key(
         raise fail(f"unique key ({tag}) above the level needs a single value", tag)
 
 
+def _bounds(matcher: Matcher) -> tuple[str | None, str | None] | None:
+    if isinstance(matcher, Range):
+        return matcher.lower, matcher.upper
+    if isinstance(matcher, SingleValue):
+        return matcher.value, matcher.value
+    return None
+
+
+def combine_date_time(keys: list[MatchKey]) -> list[MatchKey]:
+    """Merge each date key and its paired time key into one `DateTimeRange` key
+    (C.2.2.2.5.1): the lower bound is the lower date followed by the lower time, the upper
+    bound the upper date followed by the upper time; an open time end leaves the date alone
+    (the whole day), an open date end leaves that end open."""
+    by_tag = {key.tag: key for key in keys}
+    merged: list[MatchKey] = []
+    used: set[str] = set()
+    for key in keys:
+        time_tag = DATE_TIME_PAIRS.get(key.tag)
+        time_key = by_tag.get(time_tag) if time_tag else None
+        dates = _bounds(key.matcher)
+        times = _bounds(time_key.matcher) if time_key is not None else None
+        if time_tag is None or dates is None or times is None:
+            merged.append(key)
+            continue
+        used.add(time_tag)
+        lower = dates[0] + (times[0] or "") if dates[0] else None
+        upper = dates[1] + (times[1] or "") if dates[1] else None
+        matcher = DateTimeRange(time_tag, Range(dates[0], dates[1]), lower, upper)
+        merged.append(MatchKey(key.tag, key.vr, matcher))
+    return [key for key in merged if key.tag not in used]
+
+
 def parse_find(
     identifier: DicomJson,
     model: Model,
     *,
     partition: str = "default",
     relational: bool = False,
+    fuzzy: bool = False,
+    combined_datetime: bool = False,
 ) -> FindRequest:
     """Read a C-FIND identifier into a `FindRequest` (rules in the module docstring).
 
@@ -280,10 +330,12 @@ def parse_find(
     charset = tuple(
         str(v).strip() for v in identifier.get(SPECIFIC_CHARACTER_SET, {}).get("Value") or ()
     )
+    if combined_datetime:
+        keys = combine_date_time(keys)
     return FindRequest(
         model=model,
         level=level,
-        query=Query(level=level, keys=tuple(keys), partition=partition),
+        query=Query(level=level, keys=tuple(keys), partition=partition, fuzzy=fuzzy),
         requested=tuple(requested),
         character_set=charset,
     )

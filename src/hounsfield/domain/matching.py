@@ -31,6 +31,10 @@ Rules, with the clause each one follows:
 - Numbers (IS, DS, US, ...) compare as decimal numbers, so "1.0" equals 1.
 - Sequence Matching (C.2.2.2.6): at least one item must match all the item keys; a sequence
   key without item keys matches every entity.
+- Combined date-time matching (C.2.2.2.5.1, negotiated): the entity's date and its partner
+  time become one DT ("20060706" and "0930" -> "200607060930"; a date without a time is the
+  whole day, counted as its first instant) and are range matched against the DT bounds. An
+  entity without the date does not match.
 
 Fuzzy matching (PS3.18 8.3.4.2, PS3.4 C.2.2.2.1.1 leaves the method to the implementation),
 applied to PN keys only:
@@ -62,6 +66,7 @@ from hounsfield.domain.keyvalues import (
 )
 from hounsfield.domain.model import DicomJson
 from hounsfield.domain.query import (
+    DateTimeRange,
     MatchKey,
     Range,
     SequenceMatch,
@@ -99,6 +104,8 @@ def match_key(key: MatchKey, entity: DicomJson, fuzzy: bool = False) -> bool:
             isinstance(item, dict) and matches(matcher.keys, item, fuzzy=fuzzy)
             for item in items or ()
         )
+    if isinstance(matcher, DateTimeRange):
+        return _match_date_time(matcher, element, _element(entity, matcher.time_tag))
     vr = base_vr(key.vr)
     raw_values = [v for v in (element.get("Value") or ()) if v is not None] if element else []
     if vr == "PN":
@@ -118,6 +125,26 @@ def match_key(key: MatchKey, entity: DicomJson, fuzzy: bool = False) -> bool:
         return any(v in wanted for v in values)
     pattern = _wildcard_regex(strip_padding(vr, matcher.pattern), ignore_case=False)
     return any(pattern.fullmatch(v) for v in values)
+
+
+def _texts(element: dict[str, Any] | None, vr: str) -> list[str]:
+    values = element.get("Value") if element else None
+    return [t for t in (_as_text(vr, v) for v in values or () if v is not None) if t]
+
+
+def _match_date_time(
+    matcher: DateTimeRange, date: dict[str, Any] | None, time: dict[str, Any] | None
+) -> bool:
+    """Combined date-time matching (C.2.2.2.5.1): each stored date with the first valid
+    stored time, as one DT (legacy "YYYY.MM.DD" and "HH:MM:SS" forms made canonical)."""
+    times = [t.replace(":", "") for t in _texts(time, "TM")]
+    clock = next((t for t in times if parse_temporal("TM", t) is not None), "")
+    combined = []
+    for stored in _texts(date, "DA"):
+        day = stored if parse_temporal("DA", stored) is not None else stored.replace(".", "")
+        if parse_temporal("DA", day) is not None:
+            combined.append(day + clock)
+    return bool(combined) and _match_range("DT", matcher.lower, matcher.upper, combined)
 
 
 def _element(entity: DicomJson, tag: str) -> dict[str, Any] | None:

@@ -58,7 +58,24 @@ class SequenceMatch:
     keys: tuple[MatchKey, ...]
 
 
-Matcher = Universal | SingleValue | Wildcard | UidList | Range | SequenceMatch
+@dataclass(frozen=True, slots=True)
+class DateTimeRange:
+    """Combined date-time matching (PS3.4 C.2.2.2.5.1), only when negotiated (C.5.1.1.2):
+    a DA key and its TM partner (Study Date and Study Time, ...) are one DT range, so
+    "20060705-20060707" with "1000-1800" means from 10:00 on the 5th to 18:00 on the 7th,
+    not 10:00-18:00 on each day. It sits on the DA key; `time_tag` names the TM attribute.
+
+    `lower`/`upper` are the DT bounds (None when open); `date` is the DA key's own range,
+    which contains the combined one, so an index may pre-filter on it.
+    """
+
+    time_tag: str
+    date: Range
+    lower: str | None
+    upper: str | None
+
+
+Matcher = Universal | SingleValue | Wildcard | UidList | Range | SequenceMatch | DateTimeRange
 
 
 @dataclass(frozen=True, slots=True)

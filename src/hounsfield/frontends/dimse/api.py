@@ -235,6 +235,9 @@ class Association(Protocol):
     partition: str
     #: Accepted presentation contexts by id.
     contexts: Mapping[int, PresentationContext]
+    #: SOP Class Extended Negotiation as answered (PS3.7 D.3.3.5): SOP class UID -> the
+    #: Service-class-application-information we granted (`extended.py`); absent when none.
+    extended: Mapping[str, bytes]
     #: The services of the archive (the composition root hands them over).
     services: Services
 

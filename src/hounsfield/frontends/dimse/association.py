@@ -34,7 +34,7 @@ from hounsfield.domain.implementation import (
     IMPLEMENTATION_CLASS_UID,
     IMPLEMENTATION_VERSION_NAME,
 )
-from hounsfield.frontends.dimse import negotiation
+from hounsfield.frontends.dimse import extended, negotiation
 from hounsfield.frontends.dimse.api import (
     AssociationAbortedError,
     CommandField,
@@ -95,6 +95,7 @@ class DimseAssociation(OperationsMixin):
         self.called_ae = ""
         self.partition = server.options.default_partition
         self.contexts: Mapping[int, PresentationContext] = {}
+        self.extended: Mapping[str, bytes] = {}
         self.established = False
         self.sender = MessageSender(writer, 0)
         self._loop = asyncio.get_running_loop()
@@ -275,6 +276,11 @@ class DimseAssociation(OperationsMixin):
         acceptance = negotiation.negotiate_contexts(request, self.server.registry.supports)
         self.partition = await self.server.partition_of(request.calling_ae)
         self.contexts = acceptance.contexts
+        self.extended = extended.negotiate(
+            request.extended,
+            {ctx.abstract_syntax for ctx in acceptance.contexts.values()},
+            negotiation.storage_sop_classes(),
+        )
         self.sender = MessageSender(self.writer, request.max_length)
         self.writer.write(
             encode_associate_ac(
@@ -284,6 +290,7 @@ class DimseAssociation(OperationsMixin):
                 implementation_class_uid=IMPLEMENTATION_CLASS_UID,
                 implementation_version_name=IMPLEMENTATION_VERSION_NAME,
                 roles=acceptance.roles,
+                extended=self.extended,
             )
         )
         await self.writer.drain()

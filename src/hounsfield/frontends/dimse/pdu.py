@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -219,6 +219,9 @@ class AssociateRequest:
     implementation_version_name: str = ""
     roles: dict[str, RoleSelection] = field(default_factory=dict)
     async_ops: tuple[int, int] | None = None
+    #: SOP Class Extended Negotiation sub-items (PS3.7 D.3.3.5): SOP class UID ->
+    #: Service-class-application-information, as proposed.
+    extended: dict[str, bytes] = field(default_factory=dict)
     raw_called_ae: bytes = b""
     raw_calling_ae: bytes = b""
 
@@ -322,6 +325,19 @@ def _decode_user_information(value: memoryview, request: AssociateRequest) -> No
             request.roles[uid] = RoleSelection(
                 uid, bool(sub[2 + uid_length]), bool(sub[3 + uid_length])
             )
+        elif sub_type == 0x56:
+            uid, info = _sop_class_item(sub, "SOP Class Extended Negotiation")
+            request.extended.setdefault(uid, info)  # one per SOP class (D.3.3.5): first wins
+
+
+def _sop_class_item(sub: memoryview, what: str) -> tuple[str, bytes]:
+    """(SOP class UID, the rest) of a sub-item that starts with a UID length and a UID."""
+    if len(sub) < 2:
+        raise PduError(f"truncated {what} sub-item")
+    uid_length = struct.unpack_from(">H", sub, 0)[0]
+    if uid_length + 2 > len(sub):
+        raise PduError(f"{what} sub-item with a UID longer than the item")
+    return _uid(sub[2 : 2 + uid_length], f"{what} SOP class UID"), bytes(sub[2 + uid_length :])
 
 
 def _item(item_type: int, value: bytes) -> bytes:
@@ -353,9 +369,11 @@ def encode_associate_ac(
     implementation_class_uid: str,
     implementation_version_name: str,
     roles: list[RoleSelection],
+    extended: Mapping[str, bytes] | None = None,
 ) -> bytes:
     """A-ASSOCIATE-AC (PS3.8 9.3.3). The AE title fields echo the request's (they "shall not
-    be tested", PS3.8 Table 9-17)."""
+    be tested", PS3.8 Table 9-17). `extended` holds the SOP Class Extended Negotiation
+    answers (PS3.7 D.3.3.5.2): SOP class UID -> Service-class-application-information."""
     items = [_item(0x10, APPLICATION_CONTEXT.encode())]
     for result in results:
         # A rejected context still carries a Transfer Syntax sub-item, whose value is not
@@ -370,6 +388,9 @@ def encode_associate_ac(
             _item(0x54, struct.pack(">H", len(uid)) + uid + bytes((role.scu_role, role.scp_role)))
         )
     user.append(_item(0x55, implementation_version_name.encode()))
+    for sop_class, info in (extended or {}).items():
+        uid = sop_class.encode()
+        user.append(_item(0x56, struct.pack(">H", len(uid)) + uid + info))
     items.append(_item(0x50, b"".join(user)))
     body = (
         struct.pack(">HH", 1, 0)

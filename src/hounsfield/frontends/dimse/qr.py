@@ -5,6 +5,8 @@ Each handler only translates (DESIGN.md §7): decode the identifier (`domain.cfi
 
 - C-FIND (PS3.4 C.4.1.3): one Pending (FF00) response per match, streamed as the index pages
   arrive; a C-CANCEL-RQ is honoured between two responses with Cancel (FE00); then Success.
+  Relational queries, combined date-time matching and fuzzy person names apply when the
+  association granted them (SOP Class Extended Negotiation, `extended.py`).
 - C-MOVE (PS3.4 C.4.2.3): the Move Destination must be in the remote AE registry of the
   caller's partition, else A801. Sub-operations are C-STORE-RQs on a new association to the
   destination (the Storage SCU service), one Pending response with the counts after each.
@@ -51,6 +53,7 @@ from hounsfield.frontends.dimse.api import (
     NoPresentationContextError,
     PeerReleasedError,
 )
+from hounsfield.frontends.dimse.extended import FindOptions
 from hounsfield.ports.index import StoredInstance
 from hounsfield.services.dicom_send import SendOutcome, SendResult, outcome_of
 from hounsfield.services.qr import ObjectReader
@@ -105,7 +108,15 @@ async def handle_find(assoc: Association, message: Message) -> None:
         if qr is None:
             raise QueryRetrieveError(UNABLE_TO_PROCESS, "query service not configured")
         identifier = decode_identifier(message.dataset or b"", message.transfer_syntax)
-        request = parse_find(identifier, _model(message), partition=assoc.partition)
+        options = FindOptions.from_answer(assoc.extended.get(message.context.abstract_syntax))
+        request = parse_find(
+            identifier,
+            _model(message),
+            partition=assoc.partition,
+            relational=options.relational,
+            fuzzy=options.fuzzy,
+            combined_datetime=options.combined_datetime,
+        )
     except QueryRetrieveError as exc:
         await assoc.send_response(message, exc.status, command_extra=error_extra(exc))
         return

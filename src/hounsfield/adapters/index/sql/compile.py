@@ -29,6 +29,7 @@ from hounsfield.domain.keyvalues import base_vr, is_all_stars, strip_padding
 from hounsfield.domain.levels import MODALITIES_IN_STUDY
 from hounsfield.domain.model import Level
 from hounsfield.domain.query import (
+    DateTimeRange,
     Matcher,
     MatchKey,
     Query,
@@ -154,6 +155,8 @@ class _Compiler:
 
     def key(self, key: MatchKey) -> None:
         matcher = key.matcher
+        if isinstance(matcher, DateTimeRange):
+            matcher = matcher.date  # the combined range lies within its date range
         if not isinstance(matcher, SingleValue | Wildcard | UidList | Range):
             return  # universal and sequence keys do not narrow the rows
         if isinstance(matcher, Wildcard) and is_all_stars(matcher.pattern):
