@@ -85,7 +85,7 @@ def corpus_path(name: str) -> Path:
         return Path(str(get_testdata_file(name)))
 
 
-def _with_uids(name: str) -> bytes:
+def corpus_bytes(name: str) -> bytes:
     """The file as shipped, or, for the few without Study/Series Instance UIDs (which the
     archive requires), with deterministic ones added and the pixel data left as it is."""
     data = corpus_path(name).read_bytes()
@@ -119,7 +119,7 @@ def pixel_archive(root: Path, names: tuple[str, ...] = CORPUS) -> Iterator[Pixel
     try:
         for number, name in enumerate(names):
             partition = f"p{number}"
-            staged = staging.stage_bytes(_with_uids(name))
+            staged = staging.stage_bytes(corpus_bytes(name))
             (result,) = ingest.ingest_files([staged], partition)
             assert result.outcome is Outcome.STORED, (name, result)
             (stored,) = [i for i in index.all_instances() if i.partition == partition]
@@ -135,3 +135,47 @@ def digest(arrays: list[np.ndarray[Any, Any]]) -> str:
     for array in arrays:
         sha.update(np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes())
     return sha.hexdigest()
+
+
+def split_multipart(content_type: str, body: bytes) -> list[tuple[str, bytes]]:
+    """The parts of a multipart/related response as (Content-Type, payload) (RFC 2046 5.1)."""
+    boundary = next(
+        p.split("=", 1)[1].strip('"')
+        for p in content_type.split(";")
+        if p.strip().startswith("boundary=")
+    ).encode()
+    parts: list[tuple[str, bytes]] = []
+    for chunk in body.split(b"--" + boundary)[1:]:
+        if chunk.startswith(b"--"):
+            break
+        head, _, payload = chunk.partition(b"\r\n\r\n")
+        part_type = ""
+        for line in head.decode("latin-1").split("\r\n"):
+            name, _, value = line.partition(":")
+            if name.strip().lower() == "content-type":
+                part_type = value.strip()
+        parts.append((part_type, payload[:-2] if payload.endswith(b"\r\n") else payload))
+    return parts
+
+
+def decode_file(data: bytes) -> tuple[str, list[np.ndarray[Any, Any]]]:
+    """A PS3.10 file's transfer syntax and frames, decoded by the archive's codecs."""
+    from pydicom.encaps import generate_frames
+
+    from hounsfield.services.pixels import codec
+    from hounsfield.services.pixels.image import image_info
+    from hounsfield.services.pixels.syntaxes import SYNTAXES
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = pydicom.dcmread(BytesIO(data), force=True)
+    syntax = str(ds.file_meta.TransferSyntaxUID)
+    info = image_info(ds, syntax, syntax != "1.2.840.10008.1.2.2")
+    if SYNTAXES[syntax].encapsulated:
+        raw = list(generate_frames(ds.PixelData, number_of_frames=info.frames))
+    elif info.bits_allocated == 1:
+        raw = [ds.PixelData] * info.frames
+    else:
+        size = info.frame_size
+        raw = [ds.PixelData[i * size : (i + 1) * size] for i in range(info.frames)]
+    return syntax, [codec.decode(info, frame, i).array for i, frame in enumerate(raw)]

@@ -25,16 +25,12 @@ from hounsfield.frontends.dicomweb.context import (
     uid_param,
 )
 from hounsfield.frontends.dicomweb.dicomxml import to_xml
-from hounsfield.frontends.dicomweb.transfer import (
-    EXPLICIT_VR_LE,
-    NATIVE_LITTLE_ENDIAN,
-    frame_media_type,
-    is_native,
-)
+from hounsfield.frontends.dicomweb.negotiate import choose_frames, choose_instances
 from hounsfield.frontends.http.core import HttpError, Request, Response
-from hounsfield.frontends.http.mediatypes import MediaRange, parse_accept
+from hounsfield.frontends.http.mediatypes import parse_accept
 from hounsfield.frontends.http.multipart import closing, new_boundary, part_header
 from hounsfield.ports.index import StoredInstance
+from hounsfield.services.pixels.codec import CodecError
 
 DICOM = "application/dicom"
 OCTETS = "application/octet-stream"
@@ -69,58 +65,37 @@ def _not_found(exc: NotFoundError) -> HttpError:
 # --- instances ---------------------------------------------------------------------------
 
 
-def _acceptable_syntax(media: MediaRange, stored: str) -> bool:
-    wanted = media.params.get("transfer-syntax")
-    return wanted is None or wanted == "*" or wanted == stored
-
-
-def _choose_instance_form(request: Request, instances: list[StoredInstance]) -> bool:
-    """True for multipart/related; False for a single application/dicom body. PS3.18 8.7.3.3.1:
-    the stored syntax is served when the client allows it (no transfer-syntax, '*', or the
-    stored UID); transcoding on request belongs to the pixel services."""
-    for media in parse_accept(request.headers.get("accept")):
-        if media.type in ("*/*", "multipart/*"):
-            return True
-        if media.type == "multipart/related":
-            part = media.params.get("type", DICOM)
-            if part in (DICOM, "*/*", "application/*") and all(
-                _acceptable_syntax(media, i.transfer_syntax_uid) for i in instances
-            ):
-                return True
-        if (
-            media.type == DICOM
-            and len(instances) == 1
-            and _acceptable_syntax(media, instances[0].transfer_syntax_uid)
-        ):
-            return False
-    syntaxes = sorted({i.transfer_syntax_uid for i in instances})
-    raise HttpError(
-        406,
-        "no acceptable representation: the objects are stored as "
-        f"{', '.join(syntaxes)} (request transfer-syntax=* or the stored syntax)",
-    )
-
-
 async def retrieve_instances(request: Request, ctx: Context) -> Response:
     partition = partition_of(request, ctx.options)
     study, series, sop = _uids(request)
     retrieve = ctx.services.retrieve
+    pixels = ctx.services.pixels
     try:
         instances = await asyncio.to_thread(retrieve.instances, partition, study, series, sop)
     except NotFoundError as exc:
         raise _not_found(exc) from exc
-    multipart = _choose_instance_form(request, instances)
-    if not multipart:
-        only = instances[0]
-        content_type = f"{DICOM}; transfer-syntax={only.transfer_syntax_uid}"
-        stream = _thread_iter(lambda: retrieve.object_bytes(only))
-        return Response(200, headers=[("content-type", content_type)], stream=stream)
+    choice = await asyncio.to_thread(
+        choose_instances, request.headers.get("accept"), instances, pixels
+    )
+
+    def content(instance: StoredInstance) -> tuple[str, Callable[[], Iterator[bytes]]]:
+        """The part's syntax and its bytes: stored untouched, or transcoded (PS3.18 8.7.3)."""
+        target = choice.target
+        if target is None or target == instance.transfer_syntax_uid or pixels is None:
+            return instance.transfer_syntax_uid, lambda: retrieve.object_bytes(instance)
+        return target, lambda: pixels.transcode(instance, target)
+
+    if not choice.multipart:
+        syntax, make = content(instances[0])
+        content_type = f"{DICOM}; transfer-syntax={syntax}"
+        return Response(200, headers=[("content-type", content_type)], stream=_thread_iter(make))
     boundary = new_boundary()
 
     async def body() -> AsyncIterator[bytes]:
         for instance in instances:
-            yield part_header(boundary, f"{DICOM}; transfer-syntax={instance.transfer_syntax_uid}")
-            async for chunk in _thread_iter(lambda i=instance: retrieve.object_bytes(i)):  # type: ignore[misc]
+            syntax, make = content(instance)
+            yield part_header(boundary, f"{DICOM}; transfer-syntax={syntax}")
+            async for chunk in _thread_iter(make):
                 yield chunk
             yield b"\r\n"
         yield closing(boundary)
@@ -197,66 +172,37 @@ def _frame_numbers(text: str) -> list[int]:
     return numbers
 
 
-def _frame_content_type(request: Request, stored: str) -> str:
-    """Pick the frame representation per PS3.18 8.7.3.3.2/8.7.8 without transcoding."""
-    native_media = OCTETS
-    stored_media = frame_media_type(stored)
-    for media in parse_accept(request.headers.get("accept")):
-        if media.type in ("*/*", "multipart/*"):
-            break
-        if media.type != "multipart/related":
-            continue
-        part = media.params.get("type", OCTETS)
-        syntax = media.params.get("transfer-syntax")
-        if part in ("*/*", "application/*", "image/*", "video/*") and (
-            syntax in (None, "*", stored)
-        ):
-            break
-        if part == OCTETS:
-            if syntax == "*" or syntax == stored:
-                break
-            if (
-                is_native(stored)
-                and syntax in (None, EXPLICIT_VR_LE)
-                and stored in NATIVE_LITTLE_ENDIAN
-            ):
-                return f"{native_media}; transfer-syntax={EXPLICIT_VR_LE}"
-            continue
-        if part == stored_media and syntax in (None, "*", stored):
-            break
-    else:
-        raise HttpError(
-            406,
-            f"frames are stored as {stored} ({stored_media}); request that media type, "
-            "or application/octet-stream with transfer-syntax=*",
-        )
-    if is_native(stored):
-        syntax_uid = EXPLICIT_VR_LE if stored in NATIVE_LITTLE_ENDIAN else stored
-        return f"{native_media}; transfer-syntax={syntax_uid}"
-    return f"{stored_media}; transfer-syntax={stored}"
-
-
 async def retrieve_frames(request: Request, ctx: Context) -> Response:
     partition = partition_of(request, ctx.options)
     study, series, sop = _uids(request)
     assert series is not None and sop is not None
     numbers = _frame_numbers(request.params["frames"])
     retrieve = ctx.services.retrieve
+    pixels = ctx.services.pixels
     try:
         instance = (await asyncio.to_thread(retrieve.instances, partition, study, series, sop))[0]
-        frames = await asyncio.to_thread(lambda: [retrieve.frame(instance, n) for n in numbers])
+        choice = await asyncio.to_thread(
+            choose_frames, request.headers.get("accept"), instance, pixels
+        )
+        if choice.transcode and pixels is not None:
+            frames = await asyncio.to_thread(
+                lambda: [[pixels.frame_in(instance, n, choice.syntax)] for n in numbers]
+            )
+        else:
+            frames = await asyncio.to_thread(lambda: [retrieve.frame(instance, n) for n in numbers])
     except NotFoundError as exc:
         raise _not_found(exc) from exc
-    content_type = _frame_content_type(request, instance.transfer_syntax_uid)
+    except CodecError as exc:
+        raise HttpError(500, f"frame could not be transcoded: {exc}") from exc
     boundary = new_boundary()
     body = bytearray()
     for fragments in frames:
-        body += part_header(boundary, content_type)
+        body += part_header(boundary, choice.content_type)
         for fragment in fragments:
             body += fragment
         body += b"\r\n"
     body += closing(boundary)
-    part_type = content_type.split(";")[0]
+    part_type = choice.content_type.split(";")[0]
     header = f'multipart/related; type="{part_type}"; boundary={boundary}'
     return Response(200, bytes(body), [("content-type", header)])
 

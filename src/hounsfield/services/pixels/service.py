@@ -25,10 +25,14 @@ from hounsfield.ports.index import StoredInstance
 from hounsfield.services.pixels import codec, transcode
 from hounsfield.services.pixels.codec import CodecError, Decoded
 from hounsfield.services.pixels.image import ImageInfo, image_info
-from hounsfield.services.pixels.syntaxes import EXPLICIT_VR_BE, SYNTAXES
+from hounsfield.services.pixels.syntaxes import EXPLICIT_VR_BE, SYNTAXES, can_encode
 from hounsfield.services.retrieve import RetrieveService
 
 _HEADERS_KEPT = 256
+
+
+class NoPixelDataError(NotFoundError):
+    """The instance holds no image (an SR, a KOS...): only its header can be re-encoded."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +118,7 @@ class PixelService:
         dataset = _parse(data, stop_before_pixels=False)
         pixel_data = dataset.get("PixelData")
         if pixel_data is None:
-            raise NotFoundError(f"instance {instance.sop_uid} has no pixel data")
+            raise NoPixelDataError(f"instance {instance.sop_uid} has no pixel data")
         syntax = str(dataset.file_meta.get("TransferSyntaxUID", instance.transfer_syntax_uid))
         info = image_info(dataset, syntax, syntax != EXPLICIT_VR_BE)
         found = SYNTAXES.get(syntax)
@@ -155,8 +159,15 @@ class PixelService:
 
     def transcode(self, instance: StoredInstance, target: str) -> Iterator[bytes]:
         """The instance as a PS3.10 file in `target`, streamed; CodecError before the first
-        byte when the target cannot hold the image."""
-        source = self.source(instance)
+        byte when the target cannot hold the image. An object without pixel data is only
+        re-encoded: encapsulated syntaxes encode everything but Pixel Data as Explicit VR
+        Little Endian (PS3.5 A.4), so its data set is valid in any of them."""
+        if not can_encode(target):
+            raise CodecError(f"the archive does not write transfer syntax {target}")
+        try:
+            source = self.source(instance)
+        except NoPixelDataError:
+            return iter([self._plain(instance, target)])
         transcode.check_target(source.info, target)
         return transcode.stream(
             source.header,
@@ -167,6 +178,10 @@ class PixelService:
             source.compressed_bytes,
         )
 
+    def _plain(self, instance: StoredInstance, target: str) -> bytes:
+        dataset = _parse(b"".join(self.retrieve.object_bytes(instance)), False)
+        return transcode.rewrite_header(dataset, None, None, target)
+
     def frame_in(self, instance: StoredInstance, number: int, target: str) -> bytes:
         """Frame `number` in `target` (PS3.18 8.7.3.3.2), decoded and re-encoded."""
         source = self.source(instance)
@@ -174,8 +189,15 @@ class PixelService:
         return transcode.encode_frame(self.decode(source, number), source.info, target)
 
     def can_transcode(self, instance: StoredInstance, target: str) -> bool:
+        """Whether `transcode` (or `frame_in`) would succeed for this instance and target."""
+        if instance.transfer_syntax_uid == target:
+            return True
+        if not can_encode(target):
+            return False
         try:
             transcode.check_target(self.source(instance).info, target)
+        except NoPixelDataError:
+            return True
         except (CodecError, InvalidDicomError, NotFoundError):
             return False
         return True

@@ -72,15 +72,19 @@ def _strings(value: object) -> list[str]:
     return [str(v) for v in value]  # type: ignore[attr-defined]
 
 
-def rewrite_header(header: Dataset, info: ImageInfo, photometric: str, target: str) -> bytes:
-    """The PS3.10 file up to (not including) the Pixel Data element, in `target`."""
+def rewrite_header(
+    header: Dataset, info: ImageInfo | None, photometric: str | None, target: str
+) -> bytes:
+    """The PS3.10 file up to (not including) the Pixel Data element, in `target` (with no
+    `info`, a data set without pixel data, whole)."""
     out = Dataset()
     out.update(header)
     for keyword in ("ExtendedOffsetTable", "ExtendedOffsetTableLengths", "PixelData"):
         if keyword in out:
             del out[keyword]
-    out.PhotometricInterpretation = photometric
-    if info.samples > 1:
+    if photometric is not None:
+        out.PhotometricInterpretation = photometric
+    if info is not None and info.samples > 1:
         out.PlanarConfiguration = 0
     meta = FileMetaDataset()
     old_meta = getattr(header, "file_meta", None) or FileMetaDataset()
