@@ -42,6 +42,7 @@ from hounsfield.services.commitment import CommitmentService
 from hounsfield.services.container import Services
 from hounsfield.services.dicom_send import DicomSendService
 from hounsfield.services.events import RelayPosition, run_consumer, run_relay
+from hounsfield.services.fetching import FETCH_JOB, FetchService
 from hounsfield.services.forwarding import FORWARD_JOB, ForwardingService
 from hounsfield.services.ingest import DuplicatePolicy, IngestService
 from hounsfield.services.integrity import IntegrityService
@@ -230,7 +231,8 @@ def open_archive(settings: Settings) -> Archive:
         "reject" if settings.duplicate_policy == "reject" else "keep-first"
     )
     retrieve = RetrieveService(index, blobs)
-    dicom_send = DicomSendService(open_dicom_network(settings), blobs, calling_ae=settings.ae_title)
+    network = open_dicom_network(settings)
+    dicom_send = DicomSendService(network, blobs, calling_ae=settings.ae_title)
     services = Services(
         ingest=IngestService(
             index,
@@ -255,6 +257,7 @@ def open_archive(settings: Settings) -> Archive:
         mpps=MppsService(SqliteWorklistStore(settings.data_dir / "worklist.db", table="mpps")),
         jobs=JobService(index.jobs),
         forwarding=ForwardingService(index, dicom_send),
+        fetching=FetchService(index, network, ae_title=settings.ae_title),
     )
     return Archive(settings, index, blobs, services)
 
@@ -274,6 +277,8 @@ def job_handlers(archive: Archive) -> dict[str, JobHandler]:
     handlers: dict[str, JobHandler] = {}
     if archive.services.forwarding is not None:
         handlers[FORWARD_JOB] = archive.services.forwarding.run_job
+    if archive.services.fetching is not None:
+        handlers[FETCH_JOB] = archive.services.fetching.run_job
     return handlers
 
 

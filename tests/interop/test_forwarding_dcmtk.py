@@ -280,3 +280,50 @@ def test_a_separate_worker_process_runs_the_jobs(tmp_path: Path) -> None:
             assert worker.wait(timeout=15) == 0  # SIGTERM: a clean stop
         scp.stop()
         stop_server(server)
+
+
+def test_fetch_a_study_from_a_remote_archive_as_a_job(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    """`POST /api/fetch` on archive B: a C-MOVE on A with B as destination, run as a job; a
+    study A lacks, and a source B does not know, end as dead letters with their reason."""
+    here = start_server(tmp_path / "b", {"HOUNSFIELD_AE_TITLE": "FETCHER"})
+    try:
+        study = uid()
+        stow(server, *(to_bytes(make_dataset(study_uid=study, instance_number=n)) for n in (1, 2)))
+        # A (AE HOUNSFIELD) may send to B; B knows A as a remote AE.
+        for url, aet, port in (
+            (server.url, "FETCHER", here.dimse_port),
+            (here.url, server.ae_title, server.dimse_port),
+        ):
+            registered = httpx.put(
+                f"{url}/api/remote-aes/{aet}", json={"host": "127.0.0.1", "port": port}
+            )
+            assert registered.status_code in (200, 201), registered.text
+
+        def fetch(source: str, study_uid: str) -> dict[str, object]:
+            queued = httpx.post(
+                f"{here.url}/api/fetch", json={"source": source, "study": study_uid}
+            )
+            assert queued.status_code == 202, queued.text
+            job_id = queued.json()["job"]
+
+            def finished() -> bool:
+                state = httpx.get(f"{here.url}/api/jobs/{job_id}").json()["state"]
+                return state in ("succeeded", "dead")
+
+            wait_for(finished)
+            job: dict[str, object] = httpx.get(f"{here.url}/api/jobs/{job_id}").json()
+            return job
+
+        done = fetch(server.ae_title, study)
+        assert done["state"] == "succeeded", done
+        found = httpx.get(f"{here.dicomweb}/studies", params={"StudyInstanceUID": study})
+        assert found.json()[0]["00201208"]["Value"] == [2]
+
+        missing = fetch(server.ae_title, uid())
+        assert missing["state"] == "dead" and "no instance" in str(missing["lastError"])
+        unknown = fetch("NOT-REGISTERED", study)
+        assert unknown["state"] == "dead" and "not registered" in str(unknown["lastError"])
+    finally:
+        stop_server(here)

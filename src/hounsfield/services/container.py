@@ -8,6 +8,7 @@ from hounsfield.services.admin import AdminService
 from hounsfield.services.changefeed import ChangeFeedService
 from hounsfield.services.commitment import CommitmentService
 from hounsfield.services.dicom_send import DicomSendService
+from hounsfield.services.fetching import FetchService
 from hounsfield.services.forwarding import ForwardingService
 from hounsfield.services.ingest import IngestService
 from hounsfield.services.integrity import IntegrityService
@@ -48,3 +49,5 @@ class Services:
     jobs: JobService | None = None
     #: Forwarding rules, their event consumer and the `forward` job (services/forwarding.py).
     forwarding: ForwardingService | None = None
+    #: "Fetch study S from AE Y into this archive" as a job (services/fetching.py).
+    fetching: FetchService | None = None

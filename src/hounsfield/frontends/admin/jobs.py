@@ -7,6 +7,8 @@
 - `GET /api/forward-rules`, `GET|PUT|DELETE /api/forward-rules/{name}`.
 - `POST /api/forward`: a one-off forward job, `{"destination": AET, "study": UID,
   "series": UID?, "sop": UID?, "partition": name?}`.
+- `POST /api/fetch`: fetch a study from a remote AE into this archive (C-MOVE to ourselves),
+  `{"source": AET, "study": UID, "partition": name?, "priority": n?}`.
 """
 
 from __future__ import annotations
@@ -145,6 +147,30 @@ def add_job_routes(router: Router, services: Services) -> None:
             raise HttpError(400, "'sop' needs 'series'")
         job_id = await asyncio.to_thread(
             _forwarding(services).forward, partition, destination, scope
+        )
+        return json_response({"job": job_id}, 202)
+
+    @router.route("/api/fetch", "POST")
+    async def fetch(request: Request) -> Response:
+        data = _json_object(await request.body(1 << 16))
+        unknown = sorted(set(data) - {"source", "study", "partition", "priority"})
+        if unknown:
+            raise HttpError(400, f"unknown field(s): {', '.join(unknown)}")
+        partition = data.get("partition", "default")
+        if not isinstance(partition, str) or not is_valid_partition(partition):
+            raise HttpError(400, "'partition' must be a valid partition name")
+        source, study = data.get("source"), data.get("study")
+        priority = data.get("priority", 0)
+        if not isinstance(source, str) or not source:
+            raise HttpError(400, "'source' must be a remote AE title")
+        if not isinstance(study, str) or not study:
+            raise HttpError(400, "'study' must be a Study Instance UID")
+        if not isinstance(priority, int) or isinstance(priority, bool):
+            raise HttpError(400, "'priority' must be an integer")
+        if services.fetching is None:
+            raise HttpError(503, "fetching is not configured")
+        job_id = await asyncio.to_thread(
+            services.fetching.queue, partition, source, study, priority=priority
         )
         return json_response({"job": job_id}, 202)
 

@@ -101,6 +101,33 @@ def job_paths() -> dict[str, Any]:
                 },
             }
         },
+        "/api/fetch": {
+            "post": {
+                "summary": "Queue the fetch of a study from a remote AE (C-MOVE to this archive)",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["source", "study"],
+                                "additionalProperties": False,
+                                "properties": {
+                                    "source": {"type": "string"},
+                                    "study": {"type": "string"},
+                                    "partition": {"type": "string", "default": "default"},
+                                    "priority": {"type": "integer", "default": 0},
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "202": _json({"type": "object"}, 'queued: {"job": id}'),
+                    "400": _json(_ERROR, "invalid request"),
+                },
+            }
+        },
         "/api/forward-rules": {
             "get": {
                 "summary": "Forwarding rules, by name",
