@@ -192,12 +192,22 @@ def _raw_association(
         for start_at in range(0, len(parts), 512):  # at most IOV_MAX (1024) buffers a call
             sock.sendmsg(parts[start_at : start_at + 512])
         pdu_type, body = _recv_pdu(sock)
-        status_at = body.find(struct.pack("<HHI", 0, 0x0900, 2))
-        status = struct.unpack_from("<H", body, status_at + 8)[0]
-        assert pdu_type == 4 and status == 0, (pdu_type, hex(status))
+        assert pdu_type == 4 and _status(body) == 0, (pdu_type, hex(_status(body)))
     sock.sendall(struct.pack(">BBI", 5, 0, 4) + bytes(4))
     _recv_pdu(sock)
     sock.close()
+
+
+def _status(pdata_body: bytes) -> int:
+    """Status (0000,0900) of the response command in a P-DATA-TF of one PDV, found by walking
+    the elements: a byte search also matches inside Message ID Being Responded To 0x0209."""
+    pos = 6  # PDV item length, context id, control header
+    while pos + 8 <= len(pdata_body):
+        group, element, length = struct.unpack_from("<HHI", pdata_body, pos)
+        if (group, element) == (0, 0x0900):
+            return int(struct.unpack_from("<H", pdata_body, pos + 8)[0])
+        pos += 8 + length
+    return -1
 
 
 def run_storescu(paths: list[Path], port: int, extra_env: dict[str, str] | None = None) -> float:
