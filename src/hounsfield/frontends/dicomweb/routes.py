@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 
 from hounsfield.domain.model import Level
-from hounsfield.frontends.dicomweb import changefeed, qido, stow, wado
+from hounsfield.frontends.dicomweb import changefeed, qido, rendered, stow, wado
 from hounsfield.frontends.dicomweb.context import Context
 from hounsfield.frontends.http.core import Request, Response, Router
 
@@ -36,6 +36,14 @@ def _routes() -> list[tuple[str, tuple[str, ...], ContextHandler]]:
         (INSTANCE + "/metadata", ("GET",), wado.retrieve_metadata),
         (INSTANCE + "/frames/{frames}", ("GET",), wado.retrieve_frames),
         (INSTANCE + "/bulkdata/{path:path}", ("GET",), wado.retrieve_bulkdata),
+        (STUDY + "/rendered", ("GET",), rendered.rendered_collection),
+        (SERIES + "/rendered", ("GET",), rendered.rendered_collection),
+        (INSTANCE + "/rendered", ("GET",), rendered.rendered_instance),
+        (INSTANCE + "/frames/{frames}/rendered", ("GET",), rendered.rendered_frames),
+        (STUDY + "/thumbnail", ("GET",), rendered.thumbnail),
+        (SERIES + "/thumbnail", ("GET",), rendered.thumbnail),
+        (INSTANCE + "/thumbnail", ("GET",), rendered.thumbnail),
+        (INSTANCE + "/frames/{frames}/thumbnail", ("GET",), rendered.thumbnail),
         (STUDY, ("DELETE",), wado.delete),
         (SERIES, ("DELETE",), wado.delete),
         (INSTANCE, ("DELETE",), wado.delete),

@@ -22,7 +22,7 @@ from pydicom.encaps import generate_frames
 
 from hounsfield.domain.errors import InvalidDicomError, NotFoundError
 from hounsfield.ports.index import StoredInstance
-from hounsfield.services.pixels import codec, transcode
+from hounsfield.services.pixels import codec, render, transcode
 from hounsfield.services.pixels.codec import CodecError, Decoded
 from hounsfield.services.pixels.image import ImageInfo, image_info
 from hounsfield.services.pixels.syntaxes import EXPLICIT_VR_BE, SYNTAXES, can_encode
@@ -188,6 +188,30 @@ class PixelService:
         transcode.check_target(source.info, target)
         return transcode.encode_frame(self.decode(source, number), source.info, target)
 
+    # --- rendering (PS3.18 8.3.5, 8.7.4) ------------------------------------------------
+
+    def frame_count(self, instance: StoredInstance) -> int:
+        return self.source(instance).frame_count
+
+    def render(
+        self,
+        instance: StoredInstance,
+        numbers: list[int],
+        options: render.RenderOptions,
+        fit: int | None = None,
+    ) -> bytes:
+        """Frames `numbers` (1-based) rendered and encoded: one image, or an animated GIF of
+        all of them when GIF is asked for (at the object's Frame Time, PS3.3 C.7.6.6)."""
+        source = self.source(instance)
+        if options.media_type != render.GIF:
+            numbers = numbers[:1]
+        images = []
+        for number in numbers:
+            shown = render.display(self.decode(source, number), source.info, options.window)
+            images.append(render.region_and_viewport(shown, options.viewport, fit))
+        frame_time = _float(source.header.get("FrameTime"))
+        return render.encode(images, options.media_type, options.quality, frame_time)
+
     def can_transcode(self, instance: StoredInstance, target: str) -> bool:
         """Whether `transcode` (or `frame_in`) would succeed for this instance and target."""
         if instance.transfer_syntax_uid == target:
@@ -201,3 +225,10 @@ class PixelService:
         except (CodecError, InvalidDicomError, NotFoundError):
             return False
         return True
+
+
+def _float(value: object) -> float | None:
+    try:
+        return float(value) if value not in (None, "") else None  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None

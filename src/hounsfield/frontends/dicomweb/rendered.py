@@ -1,0 +1,256 @@
+"""WADO-RS Retrieve Rendered and Thumbnail (PS3.18 10.4.1.1.x, 8.3.5, 8.7.4).
+
+Rendered study and series resources are `multipart/related` of one rendered image per frame
+(or one animated GIF per instance); an instance is one image (its first frame, or all frames as
+an animated GIF); `/frames/{list}/rendered` is one image for one frame and a multipart (or an
+animated GIF) for several. A thumbnail is always a single image of a representative frame (the
+middle image instance of the resource, its first frame), scaled to at most 128 pixels unless a
+viewport is given, with no patient information (PS3.18 10.4.3.3.4: nothing is burned in).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from hounsfield.domain.errors import InvalidDicomError, NotFoundError
+from hounsfield.frontends.dicomweb.context import Context, partition_of, uid_param
+from hounsfield.frontends.http.core import HttpError, Request, Response
+from hounsfield.frontends.http.mediatypes import parse_accept
+from hounsfield.frontends.http.multipart import closing, new_boundary, part_header
+from hounsfield.ports.index import StoredInstance
+from hounsfield.services.pixels import render
+from hounsfield.services.pixels.codec import CodecError
+from hounsfield.services.pixels.render import RenderError, RenderOptions, Viewport, Window
+from hounsfield.services.pixels.service import NoPixelDataError, PixelService
+
+THUMBNAIL_SIZE = 128
+_FUNCTIONS = {
+    "linear": "LINEAR",
+    "linear-exact": "LINEAR_EXACT",
+    "linear_exact": "LINEAR_EXACT",
+    "sigmoid": "SIGMOID",
+}
+
+
+def _numbers(text: str, what: str, count: int) -> list[float]:
+    items = [x.strip() for x in text.split(",")]
+    try:
+        values = [float(x) for x in items]
+    except ValueError as exc:
+        raise HttpError(400, f"{what} {text!r}: comma-separated numbers expected") from exc
+    if len(values) != count:
+        raise HttpError(400, f"{what} {text!r}: {count} values expected")
+    return values
+
+
+def parse_window(text: str) -> Window:
+    """PS3.18 8.3.5.1.4: window=center,width,function (linear, linear-exact, sigmoid); the
+    function may be left out (linear)."""
+    items = [x.strip() for x in text.split(",")]
+    if len(items) == 2:
+        items.append("linear")
+    if len(items) != 3:
+        raise HttpError(400, f"window {text!r}: center,width,function expected")
+    function = _FUNCTIONS.get(items[2].lower())
+    if function is None:
+        raise HttpError(400, f"window function {items[2]!r}: linear, linear-exact or sigmoid")
+    center, width = _numbers(",".join(items[:2]), "window", 2)
+    try:
+        return Window(center, width, function)
+    except RenderError as exc:
+        raise HttpError(400, str(exc)) from exc
+
+
+def parse_viewport(text: str) -> Viewport:
+    """PS3.18 8.3.5.1.3: viewport=vw,vh[,sx,sy,sw,sh]; sx and sy default to 0, sw and sh to
+    the rest of the image (they may be empty), negative sw/sh flip the region."""
+    items = [x.strip() for x in text.split(",")]
+    if len(items) not in (2, 6):
+        raise HttpError(400, f"viewport {text!r}: vw,vh or vw,vh,sx,sy,sw,sh expected")
+    try:
+        values = [int(x) if x else None for x in items]
+    except ValueError as exc:
+        raise HttpError(400, f"viewport {text!r}: integers expected") from exc
+    vw, vh = values[0], values[1]
+    if vw is None or vh is None or vw <= 0 or vh <= 0 or vw > 8192 or vh > 8192:
+        raise HttpError(400, f"viewport {text!r}: vw and vh must be 1 to 8192")
+    if len(values) == 2:
+        return Viewport(vw, vh)
+    sx, sy, sw, sh = values[2:]
+    if (sx or 0) < 0 or (sy or 0) < 0 or sw == 0 or sh == 0:
+        raise HttpError(400, f"viewport {text!r}: invalid source region")
+    return Viewport(vw, vh, sx or 0, sy or 0, sw, sh)
+
+
+def _media_type(request: Request, multipart: bool) -> str:
+    """PS3.18 8.7.4 and 8.3.3.1: the `accept` query parameter, else the Accept header."""
+    query = [v for k, v in request.query_items() if k == "accept"]
+    header = ", ".join(query) if query else request.headers.get("accept")
+    for media in parse_accept(header):
+        kind = media.type
+        if kind == "multipart/related":
+            kind = media.params.get("type", render.JPEG)
+        if kind in render.RENDERED_TYPES:
+            return kind
+        if kind in ("*/*", "image/*", "multipart/*"):
+            return render.JPEG
+    raise HttpError(
+        406,
+        "rendered resources are available as image/jpeg, image/png and image/gif"
+        + (" (in multipart/related)" if multipart else ""),
+    )
+
+
+def parse_options(request: Request, multipart: bool = False) -> RenderOptions:
+    params: dict[str, str] = {}
+    for name, value in request.query_items():
+        params.setdefault(name, value)
+    window = parse_window(params["window"]) if "window" in params else None
+    viewport = parse_viewport(params["viewport"]) if "viewport" in params else None
+    quality = 90
+    if "quality" in params:
+        text = params["quality"].strip()
+        if not text.isdigit() or not 1 <= int(text) <= 100:
+            raise HttpError(400, f"quality {text!r}: an integer from 1 to 100 expected")
+        quality = int(text)
+    return RenderOptions(_media_type(request, multipart), window, viewport, quality)
+
+
+async def _instances(request: Request, ctx: Context) -> list[StoredInstance]:
+    partition = partition_of(request, ctx.options)
+    study = uid_param(request, "study")
+    series = uid_param(request, "series") if "series" in request.params else None
+    sop = uid_param(request, "sop") if "sop" in request.params else None
+    try:
+        return await asyncio.to_thread(
+            ctx.services.retrieve.instances, partition, study, series, sop
+        )
+    except NotFoundError as exc:
+        raise HttpError(404, str(exc)) from exc
+
+
+def _pixels(ctx: Context) -> PixelService:
+    if ctx.services.pixels is None:
+        raise HttpError(501, "the pixel services are not configured")
+    return ctx.services.pixels
+
+
+async def _render(
+    pixels: PixelService,
+    instance: StoredInstance,
+    numbers: list[int],
+    options: RenderOptions,
+    fit: int | None = None,
+) -> bytes:
+    try:
+        return await asyncio.to_thread(pixels.render, instance, numbers, options, fit)
+    except NoPixelDataError as exc:
+        raise HttpError(406, f"instance {instance.sop_uid} has no image to render") from exc
+    except NotFoundError as exc:
+        raise HttpError(404, str(exc)) from exc
+    except RenderError as exc:
+        raise HttpError(400, str(exc)) from exc
+    except (CodecError, InvalidDicomError) as exc:
+        raise HttpError(500, f"instance {instance.sop_uid} cannot be decoded: {exc}") from exc
+
+
+def _frames_param(request: Request) -> list[int]:
+    numbers: list[int] = []
+    for raw in request.params["frames"].split(","):
+        item = raw.strip()
+        if not item.isdigit() or int(item) < 1:
+            raise HttpError(400, f"invalid frame number {item!r} (frames are numbered from 1)")
+        numbers.append(int(item))
+    return numbers
+
+
+async def rendered_instance(request: Request, ctx: Context) -> Response:
+    options = parse_options(request)
+    pixels = _pixels(ctx)
+    (instance,) = (await _instances(request, ctx))[:1]
+    try:
+        count = await asyncio.to_thread(pixels.frame_count, instance)
+    except NoPixelDataError as exc:
+        raise HttpError(406, f"instance {instance.sop_uid} has no image to render") from exc
+    except (CodecError, InvalidDicomError) as exc:
+        raise HttpError(500, str(exc)) from exc
+    body = await _render(pixels, instance, list(range(1, count + 1)), options)
+    return Response(200, body, [("content-type", options.media_type)])
+
+
+async def rendered_frames(request: Request, ctx: Context) -> Response:
+    numbers = _frames_param(request)
+    pixels = _pixels(ctx)
+    (instance,) = (await _instances(request, ctx))[:1]
+    single = len(numbers) == 1
+    options = parse_options(request, multipart=not single)
+    if single or options.media_type == render.GIF:
+        body = await _render(pixels, instance, numbers, options)
+        return Response(200, body, [("content-type", options.media_type)])
+    images = [await _render(pixels, instance, [n], options) for n in numbers]
+    return _multipart(options.media_type, images)
+
+
+def _multipart(media_type: str, images: list[bytes]) -> Response:
+    boundary = new_boundary()
+    body = bytearray()
+    for image in images:
+        body += part_header(boundary, media_type) + image + b"\r\n"
+    body += closing(boundary)
+    header = f'multipart/related; type="{media_type}"; boundary={boundary}'
+    return Response(200, bytes(body), [("content-type", header)])
+
+
+async def rendered_collection(request: Request, ctx: Context) -> Response:
+    """A study or series: every frame of every image instance, streamed part by part."""
+    options = parse_options(request, multipart=True)
+    pixels = _pixels(ctx)
+    instances = await _instances(request, ctx)
+    renderable: list[tuple[StoredInstance, int]] = []
+    for instance in instances:
+        try:
+            renderable.append((instance, await asyncio.to_thread(pixels.frame_count, instance)))
+        except (NotFoundError, CodecError, InvalidDicomError):
+            continue  # an SR, a KOS...: nothing to render as an image
+    if not renderable:
+        raise HttpError(404, "no instance of this resource holds an image")
+    boundary = new_boundary()
+
+    async def body() -> AsyncIterator[bytes]:
+        for instance, count in renderable:
+            groups = (
+                [list(range(1, count + 1))]
+                if options.media_type == render.GIF
+                else [[n] for n in range(1, count + 1)]
+            )
+            for numbers in groups:
+                image = await _render(pixels, instance, numbers, options)
+                yield part_header(boundary, options.media_type) + image + b"\r\n"
+        yield closing(boundary)
+
+    header = f'multipart/related; type="{options.media_type}"; boundary={boundary}'
+    return Response(200, headers=[("content-type", header)], stream=body())
+
+
+async def thumbnail(request: Request, ctx: Context) -> Response:
+    """PS3.18 10.4.3.3.4: a single image chosen by the origin server."""
+    options = parse_options(request)
+    pixels = _pixels(ctx)
+    instances = await _instances(request, ctx)
+    number = _frames_param(request)[0] if "frames" in request.params else 1
+    with_frames = [i for i in instances if i.pixel is not None and i.pixel.frames]
+    candidates: list[StoredInstance] = []
+    if with_frames:
+        middle = with_frames[len(with_frames) // 2]
+        candidates = [middle, *[i for i in with_frames if i is not middle]]
+    candidates += [i for i in instances if i not in with_frames]  # deflated objects, SRs
+    for instance in candidates[:8]:
+        try:
+            body = await _render(pixels, instance, [number], options, THUMBNAIL_SIZE)
+        except HttpError as exc:
+            if exc.status in (400, 404) and len(instances) == 1:
+                raise
+            continue
+        return Response(200, body, [("content-type", options.media_type)])
+    raise HttpError(404, "no instance of this resource holds an image")

@@ -1,0 +1,234 @@
+"""Rendering frames for display: the grayscale and colour pipelines of PS3.4 Annex N.2, the
+rendering parameters of PS3.18 8.3.5.1, and the rendered media types of PS3.18 8.7.4.
+
+Grayscale (PS3.4 N.2.1): stored values -> Modality LUT (Rescale Slope/Intercept or the Modality
+LUT Sequence, PS3.3 C.11.1) -> VOI LUT (the requested window, else the first window of the
+header, else its VOI LUT Sequence, else the range of the values present; PS3.3 C.11.2) ->
+Presentation LUT (MONOCHROME1 and Presentation LUT Shape INVERSE invert, PS3.3 C.11.6) -> 8-bit
+P-values. Pixels equal to the Pixel Padding Value, or within the Pixel Padding Range Limit, are
+shown black (PS3.3 C.7.5.1.1.2). Colour (N.2.2): YBR_FULL to RGB, PALETTE COLOR through its
+tables, more than 8 bits scaled down. Then the source region and the viewport (PS3.18 8.3.5.1.3),
+and the image is encoded as JPEG, PNG or GIF.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import imagecodecs
+import numpy as np
+from PIL import Image
+
+from hounsfield.services.pixels.codec import Decoded
+from hounsfield.services.pixels.color import to_rgb
+from hounsfield.services.pixels.image import ImageInfo
+
+JPEG = "image/jpeg"
+PNG = "image/png"
+GIF = "image/gif"
+RENDERED_TYPES = (JPEG, PNG, GIF)
+FUNCTIONS = ("LINEAR", "LINEAR_EXACT", "SIGMOID")
+
+
+class RenderError(ValueError):
+    """A rendering parameter that cannot be honoured (the caller answers 400)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """Window Center, Width and VOI LUT Function (PS3.3 C.11.2.1.2, C.11.2.1.3)."""
+
+    center: float
+    width: float
+    function: str = "LINEAR"
+
+    def __post_init__(self) -> None:
+        if self.function not in FUNCTIONS:
+            raise RenderError(f"unknown VOI LUT function {self.function!r}")
+        # C.11.2.1.2: width >= 1 for LINEAR; C.11.2.1.3: width > 0 for the others.
+        if self.width < (1 if self.function == "LINEAR" else 0) or (
+            self.function != "LINEAR" and self.width == 0
+        ):
+            raise RenderError(f"window width {self.width} is out of range for {self.function}")
+
+
+@dataclass(frozen=True, slots=True)
+class Viewport:
+    """PS3.18 8.3.5.1.3: the rendered size (vw, vh) and an optional source region; a negative
+    sw or sh flips the region."""
+
+    width: int
+    height: int
+    sx: int = 0
+    sy: int = 0
+    sw: int | None = None
+    sh: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RenderOptions:
+    media_type: str = JPEG
+    window: Window | None = None
+    viewport: Viewport | None = None
+    quality: int = 90
+
+
+def apply_window(
+    values: np.ndarray[Any, Any], window: Window, ymin: float = 0.0, ymax: float = 255.0
+) -> np.ndarray[Any, Any]:
+    """The VOI LUT function of PS3.3 C.11.2.1.2.1 (LINEAR), C.11.2.1.3.2 (LINEAR_EXACT) and
+    C.11.2.1.3.1 (SIGMOID), in floating point; the caller rounds."""
+    c, w = window.center, window.width
+    x = values.astype(np.float64, copy=False)
+    span = ymax - ymin
+    if window.function == "SIGMOID":
+        exponent = np.clip(-4.0 * (x - c) / w, -700.0, 700.0)  # exp() stays finite
+        result: np.ndarray[Any, Any] = span / (1.0 + np.exp(exponent)) + ymin
+        return result
+    if window.function == "LINEAR_EXACT":
+        y = ((x - c) / w + 0.5) * span + ymin
+        y = np.where(x <= c - w / 2, ymin, y)
+        return np.where(x > c + w / 2, ymax, y)
+    if w == 1:  # C.11.2.1.2.1 note: a threshold at the center
+        return np.where(x <= c - 0.5 - (w - 1) / 2, ymin, ymax)
+    y = ((x - (c - 0.5)) / (w - 1) + 0.5) * span + ymin
+    y = np.where(x <= c - 0.5 - (w - 1) / 2, ymin, y)
+    return np.where(x > c - 0.5 + (w - 1) / 2, ymax, y)
+
+
+def modality(values: np.ndarray[Any, Any], info: ImageInfo) -> np.ndarray[Any, Any]:
+    """PS3.3 C.11.1: the Modality LUT Sequence, or Rescale Slope and Intercept."""
+    if info.modality_lut is not None:
+        return info.modality_lut.apply(values)
+    if info.rescale_slope == 1.0 and info.rescale_intercept == 0.0:
+        return values
+    result: np.ndarray[Any, Any] = values * info.rescale_slope + info.rescale_intercept
+    return result
+
+
+def _padding_mask(values: np.ndarray[Any, Any], info: ImageInfo) -> np.ndarray[Any, Any] | None:
+    if info.padding is None:
+        return None
+    low, high = info.padding
+    mask: np.ndarray[Any, Any] = (values >= low) & (values <= high)
+    return mask if mask.any() else None
+
+
+def grayscale(decoded: Decoded, info: ImageInfo, window: Window | None) -> np.ndarray[Any, Any]:
+    """One grayscale frame to 8-bit P-values (PS3.4 N.2.1)."""
+    stored = decoded.array
+    padding = _padding_mask(stored, info)
+    values = modality(stored, info)
+    if window is None and info.windows:
+        center, width = info.windows[0]
+        function = info.voi_function if info.voi_function in FUNCTIONS else "LINEAR"
+        window = Window(center, max(width, 1.0), function)
+    if window is not None:
+        shown = apply_window(values, window)
+    elif info.voi_luts:
+        lut = info.voi_luts[0]
+        top = float(max((1 << lut.bits) - 1, 1))
+        shown = lut.apply(values).astype(np.float64) * (255.0 / top)
+    else:
+        present = values[~padding] if padding is not None else values
+        low = float(present.min()) if present.size else 0.0
+        high = float(present.max()) if present.size else 0.0
+        width = max(high - low, 1.0)
+        shown = apply_window(values, Window((low + high) / 2, width, "LINEAR_EXACT"))
+    if decoded.photometric == "MONOCHROME1" or info.presentation_inverse:
+        shown = 255.0 - shown
+    out: np.ndarray[Any, Any] = np.clip(np.rint(shown), 0, 255).astype(np.uint8)
+    if padding is not None:
+        out[padding] = 0
+    return out
+
+
+def colour(decoded: Decoded, info: ImageInfo) -> np.ndarray[Any, Any]:
+    """One colour frame to 8-bit RGB (PS3.4 N.2.2)."""
+    rgb = to_rgb(decoded.array, decoded.photometric, info.bits_stored, info.palette)
+    if rgb.dtype != np.uint8:
+        shift = max(info.bits_stored - 8, 0)
+        rgb = np.clip(rgb.astype(np.uint32) >> shift, 0, 255).astype(np.uint8)
+    return rgb
+
+
+def display(decoded: Decoded, info: ImageInfo, window: Window | None) -> np.ndarray[Any, Any]:
+    if decoded.photometric in ("MONOCHROME1", "MONOCHROME2") or (
+        decoded.array.ndim == 2 and decoded.photometric != "PALETTE COLOR"
+    ):
+        if info.bits_allocated == 1:
+            return np.where(
+                decoded.array > 0,
+                0 if decoded.photometric == "MONOCHROME1" else 255,
+                255 if decoded.photometric == "MONOCHROME1" else 0,
+            ).astype(np.uint8)
+        return grayscale(decoded, info, window)
+    return colour(decoded, info)
+
+
+def region_and_viewport(
+    image: np.ndarray[Any, Any], viewport: Viewport | None, default_fit: int | None = None
+) -> np.ndarray[Any, Any]:
+    """PS3.18 8.3.5.1.3: cut the source region (flipped when sw/sh are negative), then scale
+    it to fit the viewport with its aspect ratio kept. `default_fit` bounds the larger side
+    when no viewport is given (thumbnails)."""
+    rows, columns = image.shape[:2]
+    if viewport is None:
+        if default_fit is None or max(rows, columns) <= default_fit:
+            return image
+        viewport = Viewport(default_fit, default_fit)
+    sx, sy = viewport.sx, viewport.sy
+    sw = viewport.sw if viewport.sw is not None else columns - sx
+    sh = viewport.sh if viewport.sh is not None else rows - sy
+    x0, x1 = sorted((sx, sx + sw))
+    y0, y1 = sorted((sy, sy + sh))
+    x0, y0 = max(x0, 0), max(y0, 0)
+    x1, y1 = min(x1, columns), min(y1, rows)
+    if x1 <= x0 or y1 <= y0:
+        raise RenderError("the source region lies outside the image")
+    region = image[y0:y1, x0:x1]
+    if sw < 0:
+        region = region[:, ::-1]
+    if sh < 0:
+        region = region[::-1]
+    height, width = region.shape[:2]
+    scale = min(viewport.width / width, viewport.height / height)
+    size = (max(round(width * scale), 1), max(round(height * scale), 1))
+    if size == (width, height):
+        return np.ascontiguousarray(region)
+    picture = Image.fromarray(np.ascontiguousarray(region))
+    return np.asarray(picture.resize(size, Image.Resampling.BILINEAR))
+
+
+def encode(
+    images: Sequence[np.ndarray[Any, Any]],
+    media_type: str,
+    quality: int = 90,
+    frame_time_ms: float | None = None,
+) -> bytes:
+    """Encode 8-bit images; several images make an animated GIF (one image otherwise)."""
+    first = images[0]
+    if media_type == JPEG:
+        return bytes(imagecodecs.jpeg8_encode(first, level=quality))
+    if media_type == PNG:
+        return bytes(imagecodecs.png_encode(first))
+    if media_type == GIF:
+        mode = "L" if first.ndim == 2 else "RGB"
+        frames = [Image.fromarray(image, mode) for image in images]
+        if mode == "RGB":
+            frames = [frame.quantize(256) for frame in frames]
+        buffer = io.BytesIO()
+        duration = round(frame_time_ms) if frame_time_ms else 100
+        frames[0].save(
+            buffer,
+            format="GIF",
+            save_all=len(frames) > 1,
+            append_images=frames[1:],
+            duration=duration,
+            loop=0,
+        )
+        return buffer.getvalue()
+    raise RenderError(f"{media_type} is not a rendered media type of this archive")
