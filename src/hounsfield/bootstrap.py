@@ -34,8 +34,10 @@ from hounsfield.frontends.dimse.server import DimseOptions, DimseServer, default
 from hounsfield.frontends.dimse.worklist import register_worklist
 from hounsfield.ports.blobs import BlobStore
 from hounsfield.ports.bus import EventBus
+from hounsfield.ports.cache import Cache
 from hounsfield.ports.index import Event, IndexStore
 from hounsfield.services.admin import AdminService
+from hounsfield.services.caching import MetadataDocuments
 from hounsfield.services.changefeed import ChangeFeedService
 from hounsfield.services.cloudevents import default_source
 from hounsfield.services.commitment import CommitmentService
@@ -200,6 +202,33 @@ def bus_opener(url: str, source: str) -> Callable[[], EventBus]:
     return open_bus
 
 
+def open_cache(url: str) -> Cache | None:
+    """The cache of `cache_url`, or None for none://. redis-py is an optional dependency:
+    without it, say which extra to install (DESIGN.md key idea 7)."""
+    scheme = urlparse(url).scheme
+    try:
+        if scheme == "none":
+            return None
+        if scheme == "memory":
+            from hounsfield.adapters.cache.memory import MemoryCache
+
+            return MemoryCache.from_url(url)
+        if scheme in ("redis", "rediss"):
+            try:
+                from hounsfield.adapters.cache.redis import RedisCache
+            except ModuleNotFoundError as exc:
+                if exc.name is None or exc.name.split(".")[0] != "redis":
+                    raise
+                raise ConfigError(
+                    f"cache URL {url!r} needs the optional redis client: "
+                    "pip install 'hounsfield[redis]'"
+                ) from None
+            return RedisCache(url)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    raise ConfigError(f"unsupported cache URL {url!r} (supported: memory://, redis://, none://)")
+
+
 @dataclass
 class Archive:
     """An opened archive: settings, adapters and the services built on them."""
@@ -208,9 +237,12 @@ class Archive:
     index: IndexStore
     blobs: BlobStore
     services: Services
+    cache: Cache | None = None
 
     def close(self) -> None:
         self.index.close()
+        if self.cache is not None:
+            self.cache.close()
         if self.services.worklist is not None:
             self.services.worklist.store.close()
         if self.services.mpps is not None:
@@ -226,11 +258,13 @@ def open_archive(settings: Settings) -> Archive:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     index = open_index(settings.index_url, durable=settings.durable, migrate=settings.index_migrate)
     blobs = open_blobs(settings.blob_url)
+    cache = open_cache(settings.cache_url)
+    documents = MetadataDocuments(cache) if cache is not None else None
     staging = StagingArea(settings.staging_dir)
     duplicate_policy: DuplicatePolicy = (
         "reject" if settings.duplicate_policy == "reject" else "keep-first"
     )
-    retrieve = RetrieveService(index, blobs)
+    retrieve = RetrieveService(index, blobs, documents)
     network = open_dicom_network(settings)
     dicom_send = DicomSendService(network, blobs, calling_ae=settings.ae_title)
     services = Services(
@@ -245,7 +279,7 @@ def open_archive(settings: Settings) -> Archive:
         query=QueryService(index, max_limit=settings.qido_max_limit),
         retrieve=retrieve,
         pixels=PixelService(retrieve),
-        lifecycle=LifecycleService(index, blobs),
+        lifecycle=LifecycleService(index, blobs, documents),
         admin=AdminService(index),
         integrity=IntegrityService(index, blobs),
         staging=staging,
@@ -259,7 +293,7 @@ def open_archive(settings: Settings) -> Archive:
         forwarding=ForwardingService(index, dicom_send),
         fetching=FetchService(index, network, ae_title=settings.ae_title),
     )
-    return Archive(settings, index, blobs, services)
+    return Archive(settings, index, blobs, services, cache)
 
 
 def open_dicom_network(settings: Settings) -> PynetdicomNetwork:

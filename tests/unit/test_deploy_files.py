@@ -216,8 +216,13 @@ def test_compose_wires_the_readme_urls() -> None:
         assert env["HOUNSFIELD_BUS_URL"].startswith("amqp://hounsfield:")
         assert "@rabbitmq:5672/" in env["HOUNSFIELD_BUS_URL"]
         assert services[name]["depends_on"]["rabbitmq"]["condition"] == "service_healthy"
+        assert env["HOUNSFIELD_CACHE_URL"].startswith("redis://redis:6379/")
         for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"):
             assert env[key]
+    # The cache is bounded by Redis and evicts least recently used keys (README, "Scale-out:
+    # cache").
+    redis = " ".join(services["redis"]["command"])
+    assert "--maxmemory-policy allkeys-lru" in redis
     # The bucket the replicas use is the one minio-init creates.
     init = " ".join(services["minio-init"]["command"])
     assert "mc mb --ignore-existing local/pacs" in init

@@ -52,6 +52,7 @@ def test_defaults_are_the_readme_table(in_tmp: Path) -> None:
     assert settings.durable is True
     assert settings.cors_origins == ()
     assert settings.log_level == "INFO"
+    assert settings.cache_url == "memory://"
 
 
 def test_every_default_is_a_setting_and_every_setting_has_a_default() -> None:
@@ -207,6 +208,7 @@ def test_table_in_file_is_an_unknown_key(in_tmp: Path) -> None:
         ("log_level", "verbose"),
         ("index_url", "mysql://db/hounsfield"),
         ("blob_url", "ftp://bucket/prefix"),
+        ("cache_url", "memcached://127.0.0.1:11211"),
         ("qido_max_limit", "0"),
         ("http_workers", "0"),
         ("bulk_data_threshold", "-5"),

@@ -26,6 +26,7 @@ _INDEX_SCHEMES = ("sqlite://", "postgresql://", "postgres://")
 _BLOB_SCHEMES = ("file://", "memory://", "s3://", "gs://", "az://")
 # redis/amqp/nats need optional clients; bootstrap names the extra when one is missing.
 _BUS_SCHEMES = ("inprocess://", "redis://", "rediss://", "amqp://", "amqps://", "nats://", "tls://")
+_CACHE_SCHEMES = ("memory://", "redis://", "rediss://", "none://")
 
 
 class ConfigError(ValueError):
@@ -51,6 +52,7 @@ class Settings:
     index_migrate: bool
     blob_url: str
     bus_url: str
+    cache_url: str
     webhook_urls: tuple[str, ...]
     webhook_secret: str
     webhook_max_attempts: int
@@ -189,6 +191,7 @@ def _validate(values: dict[str, Any]) -> None:
         ("index_url", _INDEX_SCHEMES),
         ("blob_url", _BLOB_SCHEMES),
         ("bus_url", _BUS_SCHEMES),
+        ("cache_url", _CACHE_SCHEMES),
     ):
         if not values[key].startswith(schemes):
             raise ConfigError(

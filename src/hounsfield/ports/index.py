@@ -90,6 +90,22 @@ class InstanceKey:
     sop_uid: str
 
 
+class DocumentCache(Protocol):
+    """Where `IndexStore.metadata` looks for documents before reading them from the index, and
+    keeps those it had to read (`services.caching.MetadataDocuments` over the `Cache` port).
+
+    `version` is the index's identity of one stored content of an instance: the SHA-256 of
+    its bytes and the time its row was created. It changes when the instance is deleted and
+    stored again, even with the same bytes (whose document may differ, e.g. after a change
+    of `bulk_data_threshold`), so a document of an earlier content is never served."""
+
+    def get_many(self, entries: Sequence[tuple[InstanceKey, str]]) -> list[bytes | None]:
+        """The cached document of each (instance, version), in order, None when absent."""
+
+    def set_many(self, entries: Sequence[tuple[InstanceKey, str, bytes]]) -> None:
+        """Keep documents just read from the index, with the version they were listed with."""
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
     """An outbox event (DESIGN.md key idea 4), committed in the transaction it describes."""
@@ -202,9 +218,14 @@ class IndexStore(Protocol):
         study_uid: str,
         series_uid: str | None = None,
         sop_uid: str | None = None,
+        *,
+        cache: DocumentCache | None = None,
     ) -> Iterator[tuple[InstanceKey, bytes]]:
         """The prebuilt DICOM JSON document of each matching instance, in the order of
-        `instances`. Only keys are decoded: this is the hot path of series metadata."""
+        `instances`. Only keys are decoded: this is the hot path of series metadata. The
+        instances are always listed from the index (which alone says what exists now); with a
+        `cache`, each page of documents is looked up there first, in one call, and only the
+        missing ones are read from the index and handed back to the cache."""
 
     def delete(
         self,

@@ -8,14 +8,18 @@ from hounsfield.domain import events
 from hounsfield.domain.errors import NotFoundError
 from hounsfield.ports.blobs import BlobStore
 from hounsfield.ports.index import Event, IndexStore
+from hounsfield.services.caching import MetadataDocuments
 
 log = logging.getLogger(__name__)
 
 
 class LifecycleService:
-    def __init__(self, index: IndexStore, blobs: BlobStore) -> None:
+    def __init__(
+        self, index: IndexStore, blobs: BlobStore, documents: MetadataDocuments | None = None
+    ) -> None:
         self.index = index
         self.blobs = blobs
+        self.documents = documents
 
     def delete(
         self,
@@ -25,8 +29,10 @@ class LifecycleService:
         sop_uid: str | None = None,
     ) -> int:
         """Delete a study, series or instance: index rows first (atomically, with the event),
-        then the blobs. A crash between the two leaves unreferenced blobs that `hounsfield check
-        --repair` removes, never index rows that point to missing bytes."""
+        then the cached metadata documents and the blobs. A crash between the two leaves
+        unreferenced blobs that `hounsfield check --repair` removes, never index rows that point
+        to missing bytes; a cached document left behind is never served again, since a new
+        store of the instance has another version (`services.caching`)."""
         if sop_uid is not None:
             kind, data = events.INSTANCE_DELETED, {"sopInstanceUID": sop_uid}
         elif series_uid is not None:
@@ -37,13 +43,17 @@ class LifecycleService:
         if series_uid is not None:
             data["seriesInstanceUID"] = series_uid
         event = Event(type=kind, partition=partition, data=data)
+        instance_events = self._instance_events(partition, study_uid, series_uid, sop_uid)
         deleted = self.index.delete(
-            partition,
-            study_uid,
-            series_uid,
-            sop_uid,
-            events=[*self._instance_events(partition, study_uid, series_uid, sop_uid), event],
+            partition, study_uid, series_uid, sop_uid, events=[*instance_events, event]
         )
+        if self.documents is not None and deleted.instances:
+            removed = (
+                [sop_uid]
+                if sop_uid is not None
+                else [str(e.data["sopInstanceUID"]) for e in instance_events]
+            )
+            self.documents.forget(partition, removed)
         if deleted.instances == 0:
             raise NotFoundError(
                 f"nothing to delete at study {study_uid}"

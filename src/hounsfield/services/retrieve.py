@@ -1,7 +1,8 @@
 """Retrieve: stored objects, metadata documents, frames and bulk data, by ranged reads.
 
 Nothing is parsed here: the byte ranges recorded at ingest (DESIGN.md key idea 1) make a frame
-one ranged read and series metadata a concatenation of prebuilt documents.
+one ranged read and series metadata a concatenation of prebuilt documents, looked up in the
+cache (`services.caching`) before the index when one is configured.
 """
 
 from __future__ import annotations
@@ -11,12 +12,16 @@ from collections.abc import Iterator
 from hounsfield.domain.errors import NotFoundError
 from hounsfield.ports.blobs import BlobStore
 from hounsfield.ports.index import IndexStore, InstanceKey, StoredInstance
+from hounsfield.services.caching import MetadataDocuments
 
 
 class RetrieveService:
-    def __init__(self, index: IndexStore, blobs: BlobStore) -> None:
+    def __init__(
+        self, index: IndexStore, blobs: BlobStore, documents: MetadataDocuments | None = None
+    ) -> None:
         self.index = index
         self.blobs = blobs
+        self.documents = documents
 
     def instances(
         self,
@@ -37,7 +42,9 @@ class RetrieveService:
         series_uid: str | None = None,
         sop_uid: str | None = None,
     ) -> list[tuple[InstanceKey, bytes]]:
-        documents = list(self.index.metadata(partition, study_uid, series_uid, sop_uid))
+        documents = list(
+            self.index.metadata(partition, study_uid, series_uid, sop_uid, cache=self.documents)
+        )
         if not documents:
             raise NotFoundError(_what(study_uid, series_uid, sop_uid))
         return documents

@@ -19,6 +19,7 @@ from typing import Any
 
 from hounsfield.adapters.index.postgres.batch import Conn
 from hounsfield.adapters.index.sql.compile import Dialect
+from hounsfield.adapters.index.sql.paging import Listed, document_version
 from hounsfield.adapters.index.sql.query import (
     FETCH,
     Row,
@@ -116,16 +117,20 @@ def list_instances(
 
 def list_instance_keys(
     conn: Conn, partition: str, study_uid: str, series_uid: str | None, sop_uid: str | None
-) -> list[tuple[int, InstanceKey]]:
-    """Like `list_instances`, without decoding layouts (series metadata's hot path)."""
+) -> list[Listed]:
+    """Like `list_instances`, without decoding layouts (series metadata's hot path), with
+    the version of each instance's content for the document cache."""
     sql, params = _scoped_instances_sql(
-        "i.pk, i.partition, s.study_uid, se.series_uid, i.sop_uid",
+        "i.pk, i.partition, s.study_uid, se.series_uid, i.sop_uid, i.sha256, i.created_at",
         partition,
         study_uid,
         series_uid,
         sop_uid,
     )
-    return [(int(r[0]), InstanceKey(r[1], r[2], r[3], r[4])) for r in conn.execute(sql, params)]
+    return [
+        (int(r[0]), InstanceKey(r[1], r[2], r[3], r[4]), document_version(r[5], r[6]))
+        for r in conn.execute(sql, params)
+    ]
 
 
 def documents(conn: Conn, pks: Sequence[int]) -> dict[int, bytes]:

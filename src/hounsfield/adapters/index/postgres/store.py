@@ -34,6 +34,7 @@ from hounsfield.domain.query import Query
 from hounsfield.ports.index import (
     BeginOutcome,
     DeletedInstances,
+    DocumentCache,
     DocumentStore,
     Event,
     IndexCapabilities,
@@ -195,6 +196,8 @@ class PostgresIndex:
         study_uid: str,
         series_uid: str | None = None,
         sop_uid: str | None = None,
+        *,
+        cache: DocumentCache | None = None,
     ) -> Iterator[tuple[InstanceKey, bytes]]:
         """Lists the instances now, then fetches documents `PAGE` at a time as the iterator is
         consumed, so a large study is never held in memory and no connection stays borrowed
@@ -206,7 +209,7 @@ class PostgresIndex:
         def fetch(pks: Sequence[int]) -> dict[int, bytes]:
             return self._read(partial(read.documents, pks=list(pks)))
 
-        return paging.with_documents(fetch, listing, PAGE)
+        return paging.with_documents(fetch, listing, PAGE, cache)
 
     def all_instances(self, partition: str | None = None) -> Iterator[StoredInstance]:
         def page(after: int) -> list[tuple[int, StoredInstance]]:

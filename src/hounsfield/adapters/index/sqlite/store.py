@@ -35,6 +35,7 @@ from hounsfield.domain.query import Query
 from hounsfield.ports.index import (
     BeginOutcome,
     DeletedInstances,
+    DocumentCache,
     DocumentStore,
     Event,
     IndexCapabilities,
@@ -158,6 +159,8 @@ class SqliteIndex:
         study_uid: str,
         series_uid: str | None = None,
         sop_uid: str | None = None,
+        *,
+        cache: DocumentCache | None = None,
     ) -> Iterator[tuple[InstanceKey, bytes]]:
         """Lists the instances now, then fetches documents `PAGE` at a time as the iterator is
         consumed (each page in its own snapshot, from whichever thread iterates), so a large
@@ -169,7 +172,7 @@ class SqliteIndex:
         def fetch(pks: Sequence[int]) -> dict[int, bytes]:
             return self._read(lambda c: read.documents(c, pks))
 
-        return paging.with_documents(fetch, listing, PAGE)
+        return paging.with_documents(fetch, listing, PAGE, cache)
 
     def all_instances(self, partition: str | None = None) -> Iterator[StoredInstance]:
         def page(after: int) -> list[tuple[int, StoredInstance]]:

@@ -1,0 +1,1 @@
+"""Cache adapters, chosen by URL (memory://, redis://)."""
