@@ -79,12 +79,14 @@ def test_every_plain_yaml_file_in_deploy_parses() -> None:
 
 
 def test_the_commands_run_by_the_deployment_files_exist() -> None:
-    """serve and migrate are run by the image, the chart and compose; `worker` is not (yet)."""
+    """Every command compose and the chart's templates run is a command of the CLI."""
     commands = set(cli.commands)
-    assert {"serve", "migrate"} <= commands
-    values = yaml.safe_load((CHART / "values.yaml").read_text(encoding="utf-8"))
-    if "worker" not in commands:
-        assert values["workers"]["enabled"] is False
+    run = {str(s["command"][0]) for s in compose()["services"].values() if "build" in s}
+    for template in (CHART / "templates").glob("*.yaml"):
+        text = template.read_text(encoding="utf-8")
+        run |= set(re.findall(r'^\s*args: \["([a-z-]+)"', text, flags=re.MULTILINE))
+    assert run == {"serve", "migrate", "worker"}
+    assert run <= commands
 
 
 # --- Dockerfile -------------------------------------------------------------------------------
@@ -188,6 +190,15 @@ def test_compose_has_the_scaled_out_services() -> None:
                 assert source in compose()["volumes"], f"{name}: undeclared volume {source}"
             else:
                 assert (DEPLOY / source).resolve().exists(), f"{name}: no {source}"
+    # No two services of the image share a data directory (it holds each one's relay position).
+    data = [
+        str(v).split(":")[0]
+        for s in services.values()
+        if "build" in s
+        for v in s.get("volumes") or []
+        if str(v).endswith(":/data")
+    ]
+    assert len(data) == len(set(data)) == sum("build" in s for s in services.values())
 
     replicas = [n for n, s in services.items() if s.get("command") == ["serve"]]
     assert len(replicas) == 2
@@ -202,9 +213,26 @@ def test_compose_has_the_scaled_out_services() -> None:
     assert (ROOT / services[replicas[0]]["build"]["context"].replace("..", ".")).samefile(ROOT)
 
 
+def test_compose_runs_jobs_in_a_worker() -> None:
+    """`worker` runs every job: the replicas run no job worker of their own, and the image's
+    HTTP health check, which a process without HTTP would fail, is off for it."""
+    services = compose()["services"]
+    (worker,) = [n for n, s in services.items() if s.get("command") == ["worker"]]
+    service = services[worker]
+    assert service["image"] == services["hounsfield-1"]["image"]
+    assert "ports" not in service
+    assert service["healthcheck"] == {"disable": True}
+    assert service["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    settings = load_settings(environ={k: str(v) for k, v in service["environment"].items()})
+    assert settings.jobs_concurrency > 0
+    for replica in ("hounsfield-1", "hounsfield-2"):
+        env = {k: str(v) for k, v in services[replica]["environment"].items()}
+        assert load_settings(environ=env).jobs_concurrency == 0
+
+
 def test_compose_wires_the_readme_urls() -> None:
     services = compose()["services"]
-    for name in ("migrate", "hounsfield-1", "hounsfield-2"):
+    for name in ("migrate", "hounsfield-1", "hounsfield-2", "worker"):
         env = {k: str(v) for k, v in services[name]["environment"].items()}
         check_environment(env, f"compose service {name}")
         assert env["HOUNSFIELD_INDEX_URL"].startswith("postgresql://")
@@ -257,11 +285,21 @@ def only(docs: list[dict[str, Any]], kind: str, component: str | None = None) ->
     return found[0]
 
 
+WORKERS = ["--set", "workers.enabled=true"]
+
+
 @pytest.mark.services
-@pytest.mark.parametrize("values", [None, SCALED_VALUES], ids=["default", "scaled"])
-def test_helm_lint(values: Path | None) -> None:
-    args = ["lint", "--strict", str(CHART)] + (["-f", str(values)] if values else [])
-    result = helm(*args)
+@pytest.mark.parametrize(
+    "values",
+    [
+        [],
+        ["-f", str(SCALED_VALUES)],
+        ["-f", str(SCALED_VALUES), *WORKERS, "--set", "workers.autoscaling.enabled=true"],
+    ],
+    ids=["default", "scaled", "scaled-with-workers"],
+)
+def test_helm_lint(values: list[str]) -> None:
+    result = helm("lint", "--strict", str(CHART), *values)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -285,6 +323,8 @@ def test_chart_scaled_out() -> None:
     pod = deployment["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     assert container["args"] == ["serve"]
+    # Without separate workers, the server runs jobs as configured (config/defaults.toml).
+    assert "HOUNSFIELD_JOBS_CONCURRENCY" not in {e["name"] for e in container["env"]}
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert container[probe]["httpGet"] == {"path": "/api/health", "port": "http"}
     assert {p["containerPort"] for p in container["ports"]} == {8080, 11112}
@@ -344,6 +384,119 @@ def test_chart_scaled_out() -> None:
     assert backend["name"] == http["metadata"]["name"]
 
 
+def env_of(container: dict[str, Any]) -> dict[str, Any]:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env", [])}
+
+
+@pytest.mark.services
+def test_chart_workers() -> None:
+    """workers.enabled renders a `hounsfield worker` Deployment configured like the server
+    (same ConfigMap, Secrets and security context), without ports, Service or probes, and the
+    server pods stop running jobs themselves."""
+    docs = render("-f", str(SCALED_VALUES), *WORKERS, "--set", "workers.replicaCount=3")
+    server = only(docs, "Deployment", "server")
+    worker = only(docs, "Deployment", "worker")
+    name = worker["metadata"]["name"]
+    assert name == server["metadata"]["name"] + "-worker"
+    assert worker["spec"]["replicas"] == 3
+
+    selector = worker["spec"]["selector"]["matchLabels"]
+    assert selector["app.kubernetes.io/component"] == "worker"
+    assert selector.items() <= worker["spec"]["template"]["metadata"]["labels"].items()
+    assert selector != server["spec"]["selector"]["matchLabels"]
+    for service in (d for d in docs if d["kind"] == "Service"):
+        assert service["spec"]["selector"]["app.kubernetes.io/component"] == "server"
+
+    pod = worker["spec"]["template"]["spec"]
+    server_pod = server["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    (server_container,) = server_pod["containers"]
+    assert container["args"] == ["worker"]
+    assert container["image"] == server_container["image"]
+    assert "ports" not in container
+    assert not {"startupProbe", "readinessProbe", "livenessProbe"} & set(container)
+    assert pod["securityContext"] == server_pod["securityContext"]
+    assert container["securityContext"] == server_container["securityContext"]
+    assert pod["serviceAccountName"] == server_pod["serviceAccountName"]
+    assert pod["terminationGracePeriodSeconds"] == 120
+    assert container["resources"]["requests"]
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert "emptyDir" in volumes[mounts["/data"]] and "emptyDir" in volumes[mounts["/tmp"]]
+    annotations = worker["spec"]["template"]["metadata"]["annotations"]
+    assert (
+        annotations["checksum/config"]
+        == (server["spec"]["template"]["metadata"]["annotations"]["checksum/config"])
+    )
+
+    # The same configuration, index and bus Secrets and S3 credentials as the server; only the
+    # number of jobs run at once differs: none in the server, the configured default in workers.
+    assert container["envFrom"] == server_container["envFrom"]
+    env, server_env = env_of(container), env_of(server_container)
+    assert server_env.pop("HOUNSFIELD_JOBS_CONCURRENCY") == "0"
+    assert "HOUNSFIELD_JOBS_CONCURRENCY" not in env
+    assert env == server_env
+    assert env["HOUNSFIELD_INDEX_URL"]["secretKeyRef"]["name"] == "hounsfield-db"
+    assert env["HOUNSFIELD_BUS_URL"]["secretKeyRef"]["name"] == "hounsfield-bus"
+    config = only(docs, "ConfigMap", "server")["data"]
+    check_environment(config | {"HOUNSFIELD_JOBS_CONCURRENCY": "0"}, "server pods")
+
+    # Several workers: a PodDisruptionBudget of their own; no HPA unless asked.
+    pdbs = {
+        d["metadata"]["labels"]["app.kubernetes.io/component"]: d
+        for d in docs
+        if d["kind"] == "PodDisruptionBudget"
+    }
+    assert pdbs["worker"]["spec"]["selector"]["matchLabels"] == selector
+    assert (
+        pdbs["server"]["spec"]["selector"]["matchLabels"]
+        == server["spec"]["selector"]["matchLabels"]
+    )
+    assert [d["metadata"]["name"] for d in docs if d["kind"] == "HorizontalPodAutoscaler"] == [
+        server["metadata"]["name"]
+    ]
+
+
+@pytest.mark.services
+def test_chart_worker_concurrency_and_autoscaling() -> None:
+    docs = render(
+        "--set", "index.url=postgresql://hounsfield@db:5432/pacs",
+        "--set", "blobs.url=gs://pacs/site-b",
+        *WORKERS,
+        "--set", "workers.jobsConcurrency=8",
+        "--set", "workers.serverJobsConcurrency=1",
+        "--set", "workers.autoscaling.enabled=true",
+        "--set", "workers.autoscaling.maxReplicas=20",
+        "--set", "workers.nodeSelector.pool=batch",
+    )  # fmt: skip
+    worker = only(docs, "Deployment", "worker")
+    (container,) = worker["spec"]["template"]["spec"]["containers"]
+    (server_container,) = only(docs, "Deployment", "server")["spec"]["template"]["spec"][
+        "containers"
+    ]
+    assert env_of(container)["HOUNSFIELD_JOBS_CONCURRENCY"] == "8"
+    assert env_of(server_container)["HOUNSFIELD_JOBS_CONCURRENCY"] == "1"
+    # The index URL given inline comes from the release's Secret in both.
+    for c in (container, server_container):
+        assert env_of(c)["HOUNSFIELD_INDEX_URL"]["secretKeyRef"]["key"] == "index-url"
+    assert worker["spec"]["template"]["spec"]["nodeSelector"] == {"pool": "batch"}
+    assert "nodeSelector" not in only(docs, "Deployment", "server")["spec"]["template"]["spec"]
+
+    assert "replicas" not in worker["spec"]  # the HPA owns the count
+    hpa = only(docs, "HorizontalPodAutoscaler", "worker")
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": worker["metadata"]["name"],
+    }
+    assert hpa["spec"]["maxReplicas"] == 20
+    # One server replica: only the workers get a PodDisruptionBudget.
+    assert (
+        only(docs, "PodDisruptionBudget")["metadata"]["labels"]["app.kubernetes.io/component"]
+        == "worker"
+    )
+
+
 @pytest.mark.services
 def test_chart_default_is_one_embedded_replica() -> None:
     docs = render()
@@ -380,8 +533,17 @@ def test_chart_inline_urls_go_in_a_secret() -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--set", "workers.enabled=true"], "hounsfield worker"),
         (["--set", "replicaCount=3"], "PostgreSQL"),
+        # Workers cannot reach the embedded SQLite index or file blobs of the server's pod.
+        (WORKERS, "separate workers (workers.enabled) need the index in PostgreSQL"),
+        (
+            [*WORKERS, "--set", "index.existingSecret=db"],
+            "separate workers (workers.enabled) need the blobs in object storage",
+        ),
+        (
+            [*WORKERS, "--set", "index.existingSecret=db", "--set", "blobs.url=file:///data/b"],
+            "need the blobs in object storage",
+        ),
         (
             ["--set", "autoscaling.enabled=true", "--set", "index.existingSecret=db"],
             "object storage",

@@ -55,22 +55,39 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if or .Values.autoscaling.enabled (gt (int .Values.replicaCount) 1) }}true{{ end }}
 {{- end }}
 
-{{/* Refuse configurations that cannot work. */}}
+{{/* Refuse configurations that cannot work. Several server pods, or worker pods beside the
+     server, share the index and the blobs: the embedded SQLite file and file blobs live in
+     one pod's /data and no other pod can reach them. */}}
 {{- define "hounsfield.validate" -}}
-{{- if .Values.workers.enabled }}
-{{- fail "workers.enabled needs a `hounsfield worker` command, which this version does not have: jobs run inside `hounsfield serve`" }}
-{{- end }}
+{{- $shared := list }}
 {{- if include "hounsfield.scaled" . }}
+{{- $shared = append $shared "several replicas (replicaCount > 1 or autoscaling)" }}
+{{- end }}
+{{- if .Values.workers.enabled }}
+{{- $shared = append $shared "separate workers (workers.enabled)" }}
+{{- end }}
+{{- if $shared }}
+{{- $who := join " and " $shared }}
 {{- if not (include "hounsfield.externalIndex" .) }}
-{{- fail "several replicas (replicaCount > 1 or autoscaling) need the index in PostgreSQL: set index.url or index.existingSecret" }}
+{{- fail (printf "%s need the index in PostgreSQL: set index.url or index.existingSecret" $who) }}
 {{- end }}
 {{- if or (not .Values.blobs.url) (hasPrefix "file:" .Values.blobs.url) (hasPrefix "memory:" .Values.blobs.url) }}
-{{- fail "several replicas (replicaCount > 1 or autoscaling) need the blobs in object storage: set blobs.url to s3://, gs:// or az://" }}
+{{- fail (printf "%s need the blobs in object storage: set blobs.url to s3://, gs:// or az://" $who) }}
 {{- end }}
 {{- end }}
 {{- if contains "?" (default "" .Values.blobs.url) }}
 {{- fail "blobs.url must not carry a query string: credentials go in blobs.credentialsSecret" }}
 {{- end }}
+{{- end }}
+
+{{/* True when more than one worker pod can run at once. */}}
+{{- define "hounsfield.workersScaled" -}}
+{{- if and .Values.workers.enabled (or .Values.workers.autoscaling.enabled (gt (int .Values.workers.replicaCount) 1)) }}true{{ end }}
+{{- end }}
+
+{{/* Name of the worker Deployment (and of its HPA and PDB). */}}
+{{- define "hounsfield.workerName" -}}
+{{- printf "%s-worker" (include "hounsfield.fullname" . | trunc 56 | trimSuffix "-") }}
 {{- end }}
 
 {{/* ConfigMap data: the non-secret HOUNSFIELD_* settings. */}}
@@ -93,12 +110,18 @@ AWS_REGION: {{ . | quote }}
 {{- end }}
 {{- end }}
 
-{{/* Environment of every Hounsfield container (server and migrations Job). $cfg and $secret
-     are the names of the ConfigMap and of the chart's Secret to read. */}}
+{{/* Environment of every Hounsfield container (server, workers and migrations Job). $cfg and
+     $secret are the names of the ConfigMap and of the chart's Secret to read; an optional
+     fourth element is a list of env entries for this container alone, placed before
+     extraEnv (which therefore wins, the last duplicate being the one Kubernetes applies). */}}
 {{- define "hounsfield.env" -}}
 {{- $root := index . 0 }}
 {{- $cfg := index . 1 }}
-{{- $secret := index . 2 -}}
+{{- $secret := index . 2 }}
+{{- $own := list }}
+{{- if gt (len .) 3 }}
+{{- $own = index . 3 }}
+{{- end -}}
 envFrom:
   - configMapRef:
       name: {{ $cfg }}
@@ -109,7 +132,7 @@ envFrom:
   {{- with $root.Values.extraEnvFrom }}
   {{- toYaml . | nindent 2 }}
   {{- end }}
-{{- $env := include "hounsfield.envList" (list $root $secret) | trim }}
+{{- $env := include "hounsfield.envList" (list $root $secret $own) | trim }}
 {{- if $env }}
 env:
   {{- $env | nindent 2 }}
@@ -119,6 +142,7 @@ env:
 {{- define "hounsfield.envList" -}}
 {{- $root := index . 0 }}
 {{- $secret := index . 1 }}
+{{- $own := index . 2 }}
 {{- if $root.Values.index.existingSecret }}
 - name: HOUNSFIELD_INDEX_URL
   valueFrom:
@@ -151,6 +175,9 @@ env:
     secretKeyRef:
       name: {{ $root.Values.index.passwordSecret.name }}
       key: {{ $root.Values.index.passwordSecret.key }}
+{{- end }}
+{{- with $own }}
+{{ toYaml . }}
 {{- end }}
 {{- with $root.Values.extraEnv }}
 {{ toYaml . }}
