@@ -136,7 +136,7 @@ def _pixels(ctx: Context) -> PixelService:
     return ctx.services.pixels
 
 
-async def _render(
+async def render_frames(
     pixels: PixelService,
     instance: StoredInstance,
     numbers: list[int],
@@ -175,7 +175,7 @@ async def rendered_instance(request: Request, ctx: Context) -> Response:
         raise HttpError(406, f"instance {instance.sop_uid} has no image to render") from exc
     except (CodecError, InvalidDicomError) as exc:
         raise HttpError(500, str(exc)) from exc
-    body = await _render(pixels, instance, list(range(1, count + 1)), options)
+    body = await render_frames(pixels, instance, list(range(1, count + 1)), options)
     return Response(200, body, [("content-type", options.media_type)])
 
 
@@ -186,9 +186,9 @@ async def rendered_frames(request: Request, ctx: Context) -> Response:
     single = len(numbers) == 1
     options = parse_options(request, multipart=not single)
     if single or options.media_type == render.GIF:
-        body = await _render(pixels, instance, numbers, options)
+        body = await render_frames(pixels, instance, numbers, options)
         return Response(200, body, [("content-type", options.media_type)])
-    images = [await _render(pixels, instance, [n], options) for n in numbers]
+    images = [await render_frames(pixels, instance, [n], options) for n in numbers]
     return _multipart(options.media_type, images)
 
 
@@ -225,7 +225,7 @@ async def rendered_collection(request: Request, ctx: Context) -> Response:
                 else [[n] for n in range(1, count + 1)]
             )
             for numbers in groups:
-                image = await _render(pixels, instance, numbers, options)
+                image = await render_frames(pixels, instance, numbers, options)
                 yield part_header(boundary, options.media_type) + image + b"\r\n"
         yield closing(boundary)
 
@@ -247,7 +247,7 @@ async def thumbnail(request: Request, ctx: Context) -> Response:
     candidates += [i for i in instances if i not in with_frames]  # deflated objects, SRs
     for instance in candidates[:8]:
         try:
-            body = await _render(pixels, instance, [number], options, THUMBNAIL_SIZE)
+            body = await render_frames(pixels, instance, [number], options, THUMBNAIL_SIZE)
         except HttpError as exc:
             if exc.status in (400, 404) and len(instances) == 1:
                 raise

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 
 from hounsfield.domain.model import Level
-from hounsfield.frontends.dicomweb import changefeed, qido, rendered, stow, wado
+from hounsfield.frontends.dicomweb import changefeed, qido, rendered, stow, wado, wadouri
 from hounsfield.frontends.dicomweb.context import Context
 from hounsfield.frontends.http.core import Request, Response, Router
 
@@ -47,6 +47,7 @@ def _routes() -> list[tuple[str, tuple[str, ...], ContextHandler]]:
         (STUDY, ("DELETE",), wado.delete),
         (SERIES, ("DELETE",), wado.delete),
         (INSTANCE, ("DELETE",), wado.delete),
+        ("/wado", ("GET",), wadouri.wado),
         ("/changefeed", ("GET",), changefeed.feed),
         ("/changefeed/latest", ("GET",), changefeed.latest),
     ]
@@ -60,3 +61,9 @@ def add_dicomweb_routes(router: Router, ctx: Context, prefix: str = "/dicom-web"
                 return await handler(request, ctx)
 
             router.add(base + template, methods, bound)
+
+    async def wado_uri(request: Request) -> Response:
+        return await wadouri.wado(request, ctx)
+
+    # PS3.18 9: WADO-URI is also served at the root, where older viewers look for it.
+    router.add("/wado", ("GET",), wado_uri)
