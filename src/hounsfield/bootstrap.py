@@ -42,6 +42,7 @@ from hounsfield.services.changefeed import ChangeFeedService
 from hounsfield.services.cloudevents import default_source
 from hounsfield.services.commitment import CommitmentService
 from hounsfield.services.container import Services
+from hounsfield.services.derived import DERIVE_JOB, DerivedCopyService, parse_policy
 from hounsfield.services.dicom_send import DicomSendService
 from hounsfield.services.events import RelayPosition, run_consumer, run_relay
 from hounsfield.services.fetching import FETCH_JOB, FetchService
@@ -66,6 +67,7 @@ SWEEP_INTERVAL_SECONDS = 300.0
 #: The consumer groups of the webhook sender and of the forwarding rules on the bus.
 WEBHOOK_GROUP = "webhooks"
 FORWARDING_GROUP = "forwarding"
+DERIVED_GROUP = "htj2k-copies"
 
 
 def _path_from_url(url: str, scheme: str) -> Path:
@@ -265,6 +267,15 @@ def open_archive(settings: Settings) -> Archive:
         "reject" if settings.duplicate_policy == "reject" else "keep-first"
     )
     retrieve = RetrieveService(index, blobs, documents)
+    derived = DerivedCopyService(
+        index,
+        blobs,
+        staging,
+        PixelService(retrieve),  # its own: copies are made from the originals
+        parse_policy(
+            settings.htj2k_copies, settings.htj2k_copy_partitions, settings.htj2k_copy_modalities
+        ),
+    )
     network = open_dicom_network(settings)
     dicom_send = DicomSendService(network, blobs, calling_ae=settings.ae_title)
     services = Services(
@@ -278,7 +289,7 @@ def open_archive(settings: Settings) -> Archive:
         ),
         query=QueryService(index, max_limit=settings.qido_max_limit),
         retrieve=retrieve,
-        pixels=PixelService(retrieve),
+        pixels=PixelService(retrieve, copies=derived.copy_for),
         lifecycle=LifecycleService(index, blobs, documents),
         admin=AdminService(index),
         integrity=IntegrityService(index, blobs),
@@ -292,6 +303,7 @@ def open_archive(settings: Settings) -> Archive:
         jobs=JobService(index.jobs),
         forwarding=ForwardingService(index, dicom_send),
         fetching=FetchService(index, network, ae_title=settings.ae_title),
+        derived=derived,
     )
     return Archive(settings, index, blobs, services, cache)
 
@@ -313,6 +325,8 @@ def job_handlers(archive: Archive) -> dict[str, JobHandler]:
         handlers[FORWARD_JOB] = archive.services.forwarding.run_job
     if archive.services.fetching is not None:
         handlers[FETCH_JOB] = archive.services.fetching.run_job
+    if archive.services.derived is not None:
+        handlers[DERIVE_JOB] = archive.services.derived.run_job
     return handlers
 
 
@@ -382,7 +396,11 @@ def background_tasks(archive: Archive, *, run_jobs: bool) -> list[BackgroundTask
         webhook_http.post,
         max_attempts=settings.webhook_max_attempts,
     )
-    groups = [FORWARDING_GROUP, *([WEBHOOK_GROUP] if settings.webhook_urls else [])]
+    groups = [
+        FORWARDING_GROUP,
+        *([DERIVED_GROUP] if settings.htj2k_copies else []),
+        *([WEBHOOK_GROUP] if settings.webhook_urls else []),
+    ]
 
     def declare_groups() -> None:
         bus = open_bus()
@@ -415,6 +433,12 @@ def background_tasks(archive: Archive, *, run_jobs: bool) -> list[BackgroundTask
             await run_consumer(open_bus, FORWARDING_GROUP, forward)
 
         tasks.append(forwarding_consumer)
+    if settings.htj2k_copies and (derived := archive.services.derived) is not None:
+
+        async def derived_consumer() -> None:
+            await run_consumer(open_bus, DERIVED_GROUP, derived.on_event)
+
+        tasks.append(derived_consumer)
     if (monitor := build_stability_monitor(archive)) is not None:
         tasks.append(monitor.run_async)
     if run_jobs:

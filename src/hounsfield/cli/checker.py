@@ -17,7 +17,7 @@ def run_check(settings: Settings, *, repair: bool = False, progress: bool = True
     try:
         integrity = archive.services.integrity
         instances = list(integrity.instances())
-        indexed_keys = {i.blob_key for i in instances}
+        indexed_keys = {i.blob_key for i in instances} | integrity.derived_keys()
         columns = (
             TextColumn("checking"),
             BarColumn(),

@@ -63,6 +63,9 @@ class Settings:
     jobs_retention_seconds: int
     series_stable_seconds: int
     study_stable_seconds: int
+    htj2k_copies: bool
+    htj2k_copy_partitions: tuple[str, ...]
+    htj2k_copy_modalities: tuple[str, ...]
     default_partition: str
     duplicate_policy: str
     bulk_data_threshold: int

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from hounsfield.services.admin import AdminService
 from hounsfield.services.changefeed import ChangeFeedService
 from hounsfield.services.commitment import CommitmentService
+from hounsfield.services.derived import DerivedCopyService
 from hounsfield.services.dicom_send import DicomSendService
 from hounsfield.services.fetching import FetchService
 from hounsfield.services.forwarding import ForwardingService
@@ -51,3 +52,5 @@ class Services:
     forwarding: ForwardingService | None = None
     #: "Fetch study S from AE Y into this archive" as a job (services/fetching.py).
     fetching: FetchService | None = None
+    #: HTJ2K copies of slow-to-decode instances (services/derived.py).
+    derived: DerivedCopyService | None = None

@@ -41,6 +41,10 @@ class IntegrityService:
     def instances(self) -> Iterator[StoredInstance]:
         return self.index.all_instances()
 
+    def derived_keys(self) -> set[str]:
+        """Blob keys of derived copies (HTJ2K): referenced by the index, not orphans."""
+        return set(self.index.derived_blob_keys())
+
     def orphans(self, indexed_keys: set[str], is_staging: Callable[[str], bool]) -> list[Problem]:
         """Blobs that no index row references (left by a crash during delete)."""
         return [

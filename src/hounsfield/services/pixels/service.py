@@ -55,16 +55,25 @@ def _parse(data: bytes, stop_before_pixels: bool) -> Dataset:
             raise InvalidDicomError(f"the stored header cannot be read: {exc}") from exc
 
 
+#: Given an instance, another stored encoding of it that decodes faster, or None
+#: (services/derived.py: HTJ2K copies).
+CopyLookup = Callable[[StoredInstance], StoredInstance | None]
+
+
 class PixelService:
-    def __init__(self, retrieve: RetrieveService) -> None:
+    def __init__(self, retrieve: RetrieveService, copies: CopyLookup | None = None) -> None:
         self.retrieve = retrieve
+        self.copies = copies
         self._headers: OrderedDict[str, tuple[Dataset, ImageInfo, bool]] = OrderedDict()
         self._lock = threading.Lock()
 
     # --- reading ---------------------------------------------------------------------------
 
     def source(self, instance: StoredInstance) -> Source:
-        """The header and frames of an image instance; NotFoundError when it has no pixels."""
+        """The header and frames of an image instance; NotFoundError when it has no pixels.
+        Frames come from the instance's fast copy when one exists (same pixel values)."""
+        if self.copies is not None and (copy := self.copies(instance)) is not None:
+            instance = copy
         layout = instance.pixel
         if layout is None or not layout.frames:
             return self._whole(instance)

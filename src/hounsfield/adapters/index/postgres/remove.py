@@ -67,7 +67,14 @@ def delete_instances(
     rows = conn.execute(sql, params).fetchall()
     if not rows:
         return DeletedInstances()
-    conn.execute("DELETE FROM instances WHERE pk = ANY(%s)", ([int(r[0]) for r in rows],))
+    pks = [int(r[0]) for r in rows]
+    copies = [
+        str(key)
+        for (key,) in conn.execute(
+            "SELECT blob_key FROM derived_copies WHERE instance_pk = ANY(%s)", (pks,)
+        )
+    ]
+    conn.execute("DELETE FROM instances WHERE pk = ANY(%s)", (pks,))
     per_series = Counter(int(r[3]) for r in rows)
     left = conn.execute(
         "UPDATE series SET num_instances = num_instances - d.n, updated_at = %s"
@@ -109,4 +116,4 @@ def delete_instances(
     if row is not None and row[0] <= 0:
         conn.execute("DELETE FROM patients WHERE pk = %s", (patient_pk,))
     write_events(conn, events, now)
-    return DeletedInstances(blob_keys=[str(r[1]) for r in rows], instances=len(rows))
+    return DeletedInstances(blob_keys=[str(r[1]) for r in rows] + copies, instances=len(rows))

@@ -10,6 +10,7 @@ number of statements (`write`), and contention is retried as a unit of work (`co
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from functools import partial
@@ -23,6 +24,7 @@ from hounsfield.adapters.index.postgres.batch import Conn, utc, write_events
 from hounsfield.adapters.index.postgres.connection import open_pool, run_read, run_transaction
 from hounsfield.adapters.index.postgres.migrate import PACKAGE, schema_version
 from hounsfield.adapters.index.postgres.migrate import migrate as run_migrations
+from hounsfield.adapters.index.sql import derived as derived_sql
 from hounsfield.adapters.index.sql import paging, stability
 from hounsfield.adapters.index.sql.dialect import Dialect
 from hounsfield.adapters.index.sql.documents import SqlDocumentTable
@@ -34,6 +36,7 @@ from hounsfield.domain.query import Query
 from hounsfield.ports.index import (
     BeginOutcome,
     DeletedInstances,
+    DerivedCopy,
     DocumentCache,
     DocumentStore,
     Event,
@@ -270,6 +273,17 @@ class PostgresIndex:
 
     def stats(self) -> list[Stats]:
         return self._read(read.stats)
+
+    def put_derived(self, partition: str, sop_uid: str, copy: DerivedCopy) -> bool:
+        return self._write(
+            lambda c: derived_sql.put(DIALECT, c, partition, sop_uid, copy, time.time())
+        )
+
+    def derived(self, partition: str, sop_uid: str, kind: str) -> DerivedCopy | None:
+        return self._read(lambda c: derived_sql.get(DIALECT, c, partition, sop_uid, kind))
+
+    def derived_blob_keys(self) -> list[str]:
+        return self._read(lambda c: derived_sql.all_blob_keys(DIALECT, c))
 
     def mark_stable(self, scope: Scope, quiet_before: datetime, limit: int) -> list[Event]:
         cutoff = utc(quiet_before).timestamp()

@@ -67,9 +67,17 @@ def delete_instances(
     if not rows:
         return DeletedInstances()
     pks = [int(r[0]) for r in rows]
+    copies: list[str] = []
     for start in range(0, len(pks), _CHUNK):
         chunk = pks[start : start + _CHUNK]
         marks = ", ".join("?" * len(chunk))
+        copies += [
+            str(key)
+            for (key,) in conn.execute(
+                f"SELECT blob_key FROM derived_copies WHERE instance_pk IN ({marks})",  # noqa: S608
+                chunk,
+            )
+        ]
         conn.execute(f"DELETE FROM instances WHERE pk IN ({marks})", chunk)  # noqa: S608
     per_series = Counter(int(r[3]) for r in rows)
     removed_series = 0
@@ -111,4 +119,4 @@ def delete_instances(
     if studies_left <= 0:
         conn.execute("DELETE FROM patients WHERE pk = ?", (patient_pk,))
     write_events(conn, events, now)
-    return DeletedInstances(blob_keys=[str(r[1]) for r in rows], instances=len(rows))
+    return DeletedInstances(blob_keys=[str(r[1]) for r in rows] + copies, instances=len(rows))

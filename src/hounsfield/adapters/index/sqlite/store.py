@@ -16,6 +16,7 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
+from hounsfield.adapters.index.sql import derived as derived_sql
 from hounsfield.adapters.index.sql import paging, stability
 from hounsfield.adapters.index.sql.dialect import Dialect
 from hounsfield.adapters.index.sql.documents import SqlDocumentTable
@@ -35,6 +36,7 @@ from hounsfield.domain.query import Query
 from hounsfield.ports.index import (
     BeginOutcome,
     DeletedInstances,
+    DerivedCopy,
     DocumentCache,
     DocumentStore,
     Event,
@@ -231,6 +233,17 @@ class SqliteIndex:
 
     def stats(self) -> list[Stats]:
         return self._read(read.stats)
+
+    def put_derived(self, partition: str, sop_uid: str, copy: DerivedCopy) -> bool:
+        return self._committer.run(
+            lambda c: derived_sql.put(DIALECT, c, partition, sop_uid, copy, time.time())
+        )
+
+    def derived(self, partition: str, sop_uid: str, kind: str) -> DerivedCopy | None:
+        return self._read(lambda c: derived_sql.get(DIALECT, c, partition, sop_uid, kind))
+
+    def derived_blob_keys(self) -> list[str]:
+        return self._read(lambda c: derived_sql.all_blob_keys(DIALECT, c))
 
     def mark_stable(self, scope: Scope, quiet_before: datetime, limit: int) -> list[Event]:
         cutoff = _timestamp(quiet_before)
