@@ -37,7 +37,7 @@ from hounsfield.ports.bus import EventBus
 from hounsfield.ports.cache import Cache
 from hounsfield.ports.index import Event, IndexStore
 from hounsfield.services.admin import AdminService
-from hounsfield.services.caching import MetadataDocuments
+from hounsfield.services.caching import MetadataDocuments, RenderedOutputs
 from hounsfield.services.changefeed import ChangeFeedService
 from hounsfield.services.cloudevents import default_source
 from hounsfield.services.commitment import CommitmentService
@@ -289,7 +289,11 @@ def open_archive(settings: Settings) -> Archive:
         ),
         query=QueryService(index, max_limit=settings.qido_max_limit),
         retrieve=retrieve,
-        pixels=PixelService(retrieve, copies=derived.copy_for),
+        pixels=PixelService(
+            retrieve,
+            RenderedOutputs(cache) if cache is not None else None,
+            copies=derived.copy_for,
+        ),
         lifecycle=LifecycleService(index, blobs, documents),
         admin=AdminService(index),
         integrity=IntegrityService(index, blobs),

@@ -200,3 +200,24 @@ def test_dicomweb_client_retrieves_rendered(server: RunningServer) -> None:
         ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID, frame_numbers=[1]
     )
     assert picture(frame).format == "JPEG"
+
+
+def test_entity_tags_and_conditional_requests(server: RunningServer) -> None:
+    """RFC 9110 8.8.3 and 13.1.2: a strong ETag per rendered variant; If-None-Match with it is
+    304 without a body; rendered PHI is never for shared caches."""
+    _, _, instance = urls(server, "ct")
+    first = httpx.get(instance + "/rendered?window=40,400")
+    etag = first.headers["etag"]
+    assert first.headers["cache-control"] == "private, no-cache"
+    again = httpx.get(instance + "/rendered?window=40,400", headers={"if-none-match": etag})
+    assert again.status_code == 304 and again.content == b""
+    assert again.headers["etag"] == etag
+    other = httpx.get(instance + "/rendered?window=40,500", headers={"if-none-match": etag})
+    assert other.status_code == 200 and other.headers["etag"] != etag
+    thumb = httpx.get(instance + "/thumbnail")
+    assert (
+        httpx.get(
+            instance + "/thumbnail", headers={"if-none-match": thumb.headers["etag"]}
+        ).status_code
+        == 304
+    )

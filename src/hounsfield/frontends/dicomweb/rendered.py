@@ -155,6 +155,39 @@ async def render_frames(
         raise HttpError(500, f"instance {instance.sop_uid} cannot be decoded: {exc}") from exc
 
 
+#: Rendered images hold PHI: no shared cache may keep them, and a private one revalidates
+#: (cheaply: a matching If-None-Match is answered 304 without rendering).
+CACHE_CONTROL = "private, no-cache"
+
+
+def not_modified(request: Request, etag: str) -> bool:
+    """RFC 9110 13.1.2: If-None-Match with `*` or a tag equal (weakly) to ours."""
+    header = request.headers.get("if-none-match")
+    if not header:
+        return False
+    tags = [t.strip().removeprefix("W/") for t in header.split(",")]
+    return "*" in tags or etag in tags
+
+
+async def image_response(
+    request: Request,
+    pixels: PixelService,
+    instance: StoredInstance,
+    numbers: list[int],
+    options: RenderOptions,
+    fit: int | None = None,
+) -> Response:
+    """One rendered image with its ETag, or 304 when the client has it already."""
+    if options.media_type != render.GIF:
+        numbers = numbers[:1]
+    etag = pixels.etag(instance, render.variant(numbers, options, fit))
+    headers = [("etag", etag), ("cache-control", CACHE_CONTROL)]
+    if not_modified(request, etag):
+        return Response(304, b"", headers)
+    body = await render_frames(pixels, instance, numbers, options, fit)
+    return Response(200, body, [("content-type", options.media_type), *headers])
+
+
 def _frames_param(request: Request) -> list[int]:
     numbers: list[int] = []
     for raw in request.params["frames"].split(","):
@@ -169,14 +202,16 @@ async def rendered_instance(request: Request, ctx: Context) -> Response:
     options = parse_options(request)
     pixels = _pixels(ctx)
     (instance,) = (await _instances(request, ctx))[:1]
-    try:
-        count = await asyncio.to_thread(pixels.frame_count, instance)
-    except NoPixelDataError as exc:
-        raise HttpError(406, f"instance {instance.sop_uid} has no image to render") from exc
-    except (CodecError, InvalidDicomError) as exc:
-        raise HttpError(500, str(exc)) from exc
-    body = await render_frames(pixels, instance, list(range(1, count + 1)), options)
-    return Response(200, body, [("content-type", options.media_type)])
+    numbers = [1]
+    if options.media_type == render.GIF:
+        try:
+            count = await asyncio.to_thread(pixels.frame_count, instance)
+        except NoPixelDataError as exc:
+            raise HttpError(406, f"instance {instance.sop_uid} has no image to render") from exc
+        except (CodecError, InvalidDicomError) as exc:
+            raise HttpError(500, str(exc)) from exc
+        numbers = list(range(1, count + 1))
+    return await image_response(request, pixels, instance, numbers, options)
 
 
 async def rendered_frames(request: Request, ctx: Context) -> Response:
@@ -186,8 +221,7 @@ async def rendered_frames(request: Request, ctx: Context) -> Response:
     single = len(numbers) == 1
     options = parse_options(request, multipart=not single)
     if single or options.media_type == render.GIF:
-        body = await render_frames(pixels, instance, numbers, options)
-        return Response(200, body, [("content-type", options.media_type)])
+        return await image_response(request, pixels, instance, numbers, options)
     images = [await render_frames(pixels, instance, [n], options) for n in numbers]
     return _multipart(options.media_type, images)
 
@@ -247,10 +281,11 @@ async def thumbnail(request: Request, ctx: Context) -> Response:
     candidates += [i for i in instances if i not in with_frames]  # deflated objects, SRs
     for instance in candidates[:8]:
         try:
-            body = await render_frames(pixels, instance, [number], options, THUMBNAIL_SIZE)
+            return await image_response(
+                request, pixels, instance, [number], options, THUMBNAIL_SIZE
+            )
         except HttpError as exc:
             if exc.status in (400, 404) and len(instances) == 1:
                 raise
             continue
-        return Response(200, body, [("content-type", options.media_type)])
     raise HttpError(404, "no instance of this resource holds an image")

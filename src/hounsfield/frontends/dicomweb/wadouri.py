@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from hounsfield.domain.errors import InvalidDicomError, NotFoundError
 from hounsfield.domain.identifiers import is_valid_uid
 from hounsfield.frontends.dicomweb.context import Context, partition_of
-from hounsfield.frontends.dicomweb.rendered import render_frames
+from hounsfield.frontends.dicomweb.rendered import image_response
 from hounsfield.frontends.http.core import HttpError, Request, Response
 from hounsfield.frontends.http.mediatypes import parse_accept
 from hounsfield.ports.index import StoredInstance
@@ -107,7 +107,7 @@ async def wado(request: Request, ctx: Context) -> Response:
         return _dicom(ctx, instance, params.get("transferSyntax"))
     if "transferSyntax" in params:
         raise HttpError(400, "transferSyntax applies to contentType=application/dicom only")
-    return await _rendered(ctx, instance, params, media_type)
+    return await _rendered(request, ctx, instance, params, media_type)
 
 
 def _dicom(ctx: Context, instance: StoredInstance, wanted: str | None) -> Response:
@@ -138,7 +138,11 @@ def _dicom(ctx: Context, instance: StoredInstance, wanted: str | None) -> Respon
 
 
 async def _rendered(
-    ctx: Context, instance: StoredInstance, params: dict[str, str], media_type: str
+    request: Request,
+    ctx: Context,
+    instance: StoredInstance,
+    params: dict[str, str],
+    media_type: str,
 ) -> Response:
     pixels = ctx.services.pixels
     if pixels is None:
@@ -176,5 +180,4 @@ async def _rendered(
     if frame is not None and frame > info.frames:
         raise HttpError(400, f"frameNumber {frame}: the instance has {info.frames} frames")
     numbers = [frame] if frame is not None else list(range(1, info.frames + 1))
-    image = await render_frames(pixels, instance, numbers, options)
-    return Response(200, image, [("content-type", media_type)])
+    return await image_response(request, pixels, instance, numbers, options)

@@ -8,6 +8,7 @@ Objects whose frames have no recorded offsets (deflated data sets, PS3.5 A.5) ar
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import warnings
 from collections import OrderedDict
@@ -22,6 +23,7 @@ from pydicom.encaps import generate_frames
 
 from hounsfield.domain.errors import InvalidDicomError, NotFoundError
 from hounsfield.ports.index import StoredInstance
+from hounsfield.services.caching import RenderedOutputs
 from hounsfield.services.pixels import codec, render, transcode
 from hounsfield.services.pixels.codec import CodecError, Decoded
 from hounsfield.services.pixels.image import ImageInfo, image_info
@@ -61,8 +63,15 @@ CopyLookup = Callable[[StoredInstance], StoredInstance | None]
 
 
 class PixelService:
-    def __init__(self, retrieve: RetrieveService, copies: CopyLookup | None = None) -> None:
+    def __init__(
+        self,
+        retrieve: RetrieveService,
+        outputs: RenderedOutputs | None = None,
+        copies: CopyLookup | None = None,
+    ) -> None:
         self.retrieve = retrieve
+        #: Rendered outputs kept in the cache port (services/caching.py), when there is one.
+        self.outputs = outputs
         self.copies = copies
         self._headers: OrderedDict[str, tuple[Dataset, ImageInfo, bool]] = OrderedDict()
         self._lock = threading.Lock()
@@ -211,15 +220,30 @@ class PixelService:
     ) -> bytes:
         """Frames `numbers` (1-based) rendered and encoded: one image, or an animated GIF of
         all of them when GIF is asked for (at the object's Frame Time, PS3.3 C.7.6.6)."""
-        source = self.source(instance)
         if options.media_type != render.GIF:
             numbers = numbers[:1]
+        variant = render.variant(numbers, options, fit)
+        if self.outputs is not None:
+            kept = self.outputs.get(instance, variant)
+            if kept is not None:
+                return kept
+        source = self.source(instance)
         images = []
         for number in numbers:
             shown = render.display(self.decode(source, number), source.info, options.window)
             images.append(render.region_and_viewport(shown, options.viewport, fit))
         frame_time = _float(source.header.get("FrameTime"))
-        return render.encode(images, options.media_type, options.quality, frame_time)
+        output = render.encode(images, options.media_type, options.quality, frame_time)
+        if self.outputs is not None:
+            self.outputs.put(instance, variant, output)
+        return output
+
+    @staticmethod
+    def etag(instance: StoredInstance, representation: str) -> str:
+        """A strong entity tag (RFC 9110 8.8.3) for a representation of an instance: the
+        stored bytes' SHA-256 and what was derived from them identify it exactly."""
+        digest = hashlib.sha256(f"{instance.sha256}|{representation}".encode()).hexdigest()
+        return f'"{digest[:32]}"'
 
     def can_transcode(self, instance: StoredInstance, target: str) -> bool:
         """Whether `transcode` (or `frame_in`) would succeed for this instance and target."""
