@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import imagecodecs
@@ -169,7 +170,10 @@ def _j2k(info: ImageInfo, data: bytes) -> Decoded:
     multi-component transform, so YBR_RCT and YBR_ICT come out as RGB (PS3.5 8.2.4)."""
     # OpenJPH decodes HTJ2K about twice as fast as OpenJPEG; OpenJPEG reads both.
     first: Callable[[bytes], np.ndarray[Any, Any]] = imagecodecs.jpeg2k_decode
-    second: Callable[[bytes], np.ndarray[Any, Any]] = imagecodecs.htj2k_decode
+    # OpenJPH returns components planar unless told otherwise.
+    second: Callable[[bytes], np.ndarray[Any, Any]] = partial(
+        imagecodecs.htj2k_decode, planar=False
+    )
     if info.transfer_syntax in (HTJ2K_LOSSLESS, HTJ2K_LOSSLESS_RPCL, HTJ2K):
         first, second = second, first
     try:
