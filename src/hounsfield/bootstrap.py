@@ -262,7 +262,8 @@ def open_archive(settings: Settings) -> Archive:
     blobs = open_blobs(settings.blob_url)
     cache = open_cache(settings.cache_url)
     documents = MetadataDocuments(cache) if cache is not None else None
-    staging = StagingArea(settings.staging_dir)
+    # Durable archives start the writeback of uploads as they arrive (services/staging.py).
+    staging = StagingArea(settings.staging_dir, writeback=settings.durable)
     duplicate_policy: DuplicatePolicy = (
         "reject" if settings.duplicate_policy == "reject" else "keep-first"
     )

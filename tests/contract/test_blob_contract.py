@@ -290,6 +290,19 @@ def test_make_durable_of_a_missing_key_fails(store: BlobStore) -> None:
         store.make_durable(["nothing/here.dcm"])
 
 
+def test_make_durable_fails_when_any_key_of_a_batch_is_missing(
+    store: BlobStore, stage: Callable[[bytes], Path]
+) -> None:
+    """The file store syncs a batch's files and directories at once: a failure among them is
+    still raised, whichever its position."""
+    keys = [f"p/study/series/{i}.dcm" for i in range(3)]
+    for key in keys:
+        store.put_file(key, stage(b"x" * 100), durable=False)
+    for missing in (["p/study/gone/1.dcm", *keys], [*keys, "p/study/series/gone.dcm"]):
+        with pytest.raises(FileNotFoundError):
+            store.make_durable(missing)
+
+
 def test_delete(store: BlobStore, stage: Callable[[bytes], Path]) -> None:
     put(store, stage, KEY, DATA)
     put(store, stage, "default/other.dcm", b"x")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -155,3 +156,48 @@ def test_fsync_directory(area: StagingArea, tmp_path: Path) -> None:
     fsync_directory(area.root)
     with pytest.raises(FileNotFoundError):
         fsync_directory(tmp_path / "missing")
+
+
+def test_writeback_leaves_the_bytes_and_digest_unchanged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With writeback (durable archives) each WRITEBACK_CHUNK written is handed to the kernel
+    for writing out, the tail at `finish`; the staged file is byte for byte the upload."""
+    from hounsfield.services import staging
+
+    real = staging._sync_file_range()
+    if sys.platform.startswith("linux"):
+        assert real is not None  # the C library's sync_file_range is found
+    ranges: list[tuple[int, int]] = []
+
+    def recording(fd: int, offset: int, length: int) -> None:
+        ranges.append((offset, length))
+        if real is not None:
+            real(fd, offset, length)
+
+    monkeypatch.setattr(staging, "_sync_file_range", lambda: recording)
+    data = os.urandom(3 * staging.WRITEBACK_CHUNK + 1000)
+    writer = StagingArea(tmp_path / "wb", writeback=True).writer()
+    writer.write(data[:300])  # a small header first, buffered by the file object
+    for start in range(300, len(data), 131066):
+        writer.write(data[start : start + 131066])
+    staged = writer.finish()
+    assert staged.path.read_bytes() == data and staged.sha256 == sha256(data)
+    assert ranges[0][0] == 0 and len(ranges) >= 3
+    covered = 0
+    for offset, length in ranges:  # contiguous, in order, the whole file
+        assert offset == covered
+        covered += length
+    assert covered == len(data)
+
+
+def test_no_writeback_unless_asked(area: StagingArea, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hounsfield.services import staging
+
+    def fail(fd: int, offset: int, length: int) -> None:
+        raise AssertionError("writeback started")
+
+    monkeypatch.setattr(staging, "_sync_file_range", lambda: fail)
+    writer = area.writer()
+    writer.write(bytes(2 * staging.WRITEBACK_CHUNK))
+    assert writer.finish().size == 2 * staging.WRITEBACK_CHUNK

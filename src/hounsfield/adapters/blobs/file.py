@@ -3,13 +3,22 @@
 Objects are moved into place with an atomic rename from a staging directory on the same file
 system, so a reader never sees a half-written object, and fsynced (file, then directory) before
 `put_file` returns when durability is asked for (docs/adr/0002-durability.md).
+
+`make_durable` issues the fsyncs of a batch's files and of their directories all at once, from
+a small pool of threads, and returns when every one has completed. Every fsync it needs still
+happens after the link that created the name, so the guarantee is the same as syncing them one
+after another; but on a journalling file system (ext4, XFS) the syncs issued together wait for
+one journal commit and one disk cache flush, where syncs issued in sequence pay a flush each
+(a directory fsync after its file's fsync still flushes the disk cache again on ext4).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import threading
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from hounsfield.ports.blobs import BlobCapabilities, BlobStat
@@ -19,12 +28,32 @@ class BlobKeyError(ValueError):
     """A key that would escape the store's root or is otherwise malformed."""
 
 
+#: Most fsyncs of one `make_durable` in flight at once (a STOW-RS batch holds up to 32 files).
+SYNC_THREADS = 8
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class FileBlobStore:
     capabilities = BlobCapabilities(local_paths=True)
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
         self.root.mkdir(parents=True, exist_ok=True)
+        self._sync_pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+
+    def _pool(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._sync_pool is None:
+                self._sync_pool = ThreadPoolExecutor(SYNC_THREADS, thread_name_prefix="blob-sync")
+            return self._sync_pool
 
     def path(self, key: str) -> Path:
         """The file holding `key`; keys are relative, '/'-separated, without '..' segments."""
@@ -64,23 +93,25 @@ class FileBlobStore:
                 os.close(dir_fd)
 
     def make_durable(self, keys: Sequence[str]) -> None:
-        """fsync each file (cheap when the staged file was synced already), then each distinct
-        directory once, so the new names survive a crash too."""
-        directories: set[Path] = set()
-        for key in keys:
-            path = self.path(key)
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            directories.add(path.parent)
-        for directory in directories:
-            dir_fd = os.open(directory, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+        """fsync each file and each distinct directory once (so the new names survive a crash
+        too), all at once (module docstring); the first failure is raised once all are done."""
+        files = [self.path(key) for key in keys]
+        targets = list(dict.fromkeys([*files, *(path.parent for path in files)]))
+        if not targets:
+            return
+        pool = self._pool()
+        pending: list[Future[None]] = [pool.submit(_fsync_path, t) for t in targets[1:]]
+        error: BaseException | None = None
+        try:
+            _fsync_path(targets[0])  # one in this thread: a single-instance batch needs no hop
+        except OSError as exc:
+            error = exc
+        for future in pending:
+            failure = future.exception()
+            if error is None and failure is not None:
+                error = failure
+        if error is not None:
+            raise error
 
     def get_range(self, key: str, offset: int, length: int) -> bytes:
         with self.path(key).open("rb") as f:
