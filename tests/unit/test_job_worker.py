@@ -108,3 +108,29 @@ def test_retry_policy_doubles_and_caps() -> None:
     assert [policy.delay(n) for n in (1, 2, 3, 4, 5, 6)] == [5, 10, 20, 40, 60, 60]
     jittered = RetryPolicy(base_seconds=10, max_seconds=100, jitter=0.2)
     assert all(8 <= jittered.delay(1) <= 12 for _ in range(50))
+
+
+def test_leases_stay_renewed_while_a_stopping_worker_finishes_its_job(
+    index: SqliteIndex,
+) -> None:
+    started, release = threading.Event(), threading.Event()
+
+    def slow(job: Job) -> None:
+        started.set()
+        release.wait(5)
+
+    worker = JobWorker(index.jobs, {"echo": slow}, lease_seconds=0.3, poll_seconds=0.05)
+    job_id = enqueue(index)
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,))
+    thread.start()
+    try:
+        assert started.wait(5)
+        stop.set()  # SIGTERM: no new claims, but the running job finishes
+        time.sleep(0.8)
+        assert index.jobs.claim("thief", ["echo"], 1, 30) == []
+    finally:
+        release.set()
+        thread.join(5)
+    assert not thread.is_alive()
+    assert state(index, job_id) == JobState.SUCCEEDED

@@ -185,20 +185,26 @@ class JobWorker:
             sorted(self.handlers),
             self.concurrency,
         )
+        # Leases are renewed until the running jobs have finished, not merely until `stop`:
+        # a job still running after a SIGTERM must not be handed to another worker meanwhile.
+        finished = threading.Event()
         renewer = threading.Thread(
-            target=self._renew_leases, args=(stop,), name="job-leases", daemon=True
+            target=self._renew_leases, args=(finished,), name="job-leases", daemon=True
         )
         renewer.start()
-        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="job") as pool:
-            while not stop.is_set():
-                try:
-                    ran = self.run_once(pool)
-                except Exception:
-                    log.exception("job worker %s: claim failed; retrying", self.name)
-                    ran = 0
-                if not ran:
-                    stop.wait(self.poll_seconds)
-        renewer.join()
+        try:
+            with ThreadPoolExecutor(self.concurrency, thread_name_prefix="job") as pool:
+                while not stop.is_set():
+                    try:
+                        ran = self.run_once(pool)
+                    except Exception:
+                        log.exception("job worker %s: claim failed; retrying", self.name)
+                        ran = 0
+                    if not ran:
+                        stop.wait(self.poll_seconds)
+        finally:
+            finished.set()
+            renewer.join()
 
 
 class JobService:
