@@ -44,12 +44,23 @@ from hounsfield.services.commitment import CommitmentService
 from hounsfield.services.container import Services
 from hounsfield.services.derived import DERIVE_JOB, DerivedCopyService, parse_policy
 from hounsfield.services.dicom_send import DicomSendService
-from hounsfield.services.events import RelayPosition, run_consumer, run_relay
+from hounsfield.services.events import (
+    IndexRelayPosition,
+    RelayPosition,
+    run_consumer,
+    run_relay,
+)
 from hounsfield.services.fetching import FETCH_JOB, FetchService
 from hounsfield.services.forwarding import FORWARD_JOB, ForwardingService
 from hounsfield.services.ingest import DuplicatePolicy, IngestService
 from hounsfield.services.integrity import IntegrityService
-from hounsfield.services.jobs import JobHandler, JobService, JobWorker, RetryPolicy
+from hounsfield.services.jobs import (
+    JobHandler,
+    JobService,
+    JobWorker,
+    RetryPolicy,
+    worker_name,
+)
 from hounsfield.services.lifecycle import LifecycleService
 from hounsfield.services.mpps import MppsService
 from hounsfield.services.pixels.service import PixelService
@@ -388,10 +399,14 @@ def background_tasks(archive: Archive, *, run_jobs: bool) -> list[BackgroundTask
             await asyncio.sleep(SWEEP_INTERVAL_SECONDS)
 
     open_bus = bus_opener(settings.bus_url, default_source(settings.ae_title))
-    position = RelayPosition(
-        settings.data_dir / "events" / "relay-position.json",
-        settings.index_url,
-        durable=settings.durable,
+    position = IndexRelayPosition(
+        archive.index,
+        worker_name(),
+        legacy=RelayPosition(
+            settings.data_dir / "events" / "relay-position.json",
+            settings.index_url,
+            durable=settings.durable,
+        ),
     )
 
     webhooks = WebhookSender(

@@ -118,6 +118,7 @@ _TABLES = [
     "remote_aes",
     "jobs",
     "forward_rules",
+    "leases",
 ]
 
 

@@ -25,7 +25,13 @@ from hounsfield.services.cloudevents import (
     encode,
     to_cloudevent,
 )
-from hounsfield.services.events import OutboxRelay, RelayPosition, run_relay
+from hounsfield.services.events import (
+    IndexRelayPosition,
+    LeaseLostError,
+    OutboxRelay,
+    RelayPosition,
+    run_relay,
+)
 
 
 @pytest.fixture
@@ -190,3 +196,43 @@ def test_missing_bus_client_names_the_extra(
     monkeypatch.setattr(builtins, "__import__", fake_import)
     with pytest.raises(ConfigError, match=rf"pip install 'hounsfield\[{extra}\]'"):
         bus_opener(url, "urn:x")
+
+
+def test_index_lease_makes_one_relay_of_many_and_hands_over_its_position(
+    tmp_path: Path,
+) -> None:
+
+    index = SqliteIndex(tmp_path / "index.db", durable=False)
+    index.migrate()
+    try:
+        index.commit([], [Event("t", "default", {"n": n}) for n in range(5)])
+        bus = InProcessBus()
+        bus.declare("g")
+        first = IndexRelayPosition(index, "first")
+        second = IndexRelayPosition(index, "second")
+        assert first.try_lock() and not second.try_lock()
+        OutboxRelay(index, bus, first).drain()
+        index.commit([], [Event("t", "default", {"n": 5})])
+        first.unlock()
+        assert second.try_lock()
+        assert OutboxRelay(index, bus, second).drain() == 1  # continues, no re-publication
+        with pytest.raises(LeaseLostError):
+            first.save(99)  # fenced: it no longer holds the lease
+        assert len(bus.fetch("g", 100, 0.1)) == 6
+    finally:
+        index.close()
+
+
+def test_index_position_adopts_the_legacy_file_once(tmp_path: Path) -> None:
+
+    legacy = RelayPosition(tmp_path / "pos.json", "u", durable=False)
+    legacy.save(3)
+    index = SqliteIndex(tmp_path / "index.db", durable=False)
+    index.migrate()
+    try:
+        position = IndexRelayPosition(index, "me", legacy=legacy)
+        assert position.try_lock() and position.load() == 3
+        position.save(4)
+        assert position.try_lock() and position.load() == 4
+    finally:
+        index.close()

@@ -281,6 +281,16 @@ class IndexStore(Protocol):
     def derived_blob_keys(self) -> list[str]:
         """Blob keys of every derived copy (integrity checks: they are not orphans)."""
 
+    def claim_lease(self, name: str, owner: str, seconds: float) -> int | None:
+        """Acquire the named lease if it is free or expired, or renew it if `owner` holds it,
+        for `seconds`; return its position, or None while another owner holds it."""
+
+    def advance_lease(self, name: str, owner: str, position: int) -> bool:
+        """Store the position; False (nothing stored) when `owner` no longer holds the lease."""
+
+    def release_lease(self, name: str, owner: str) -> None:
+        """Let the lease expire now, if `owner` holds it."""
+
     def mark_stable(self, scope: Scope, quiet_before: datetime, limit: int) -> list[Event]:
         """Announce up to `limit` series or studies (all partitions) that received no instance
         since `quiet_before` and were not announced since their last change: mark them and

@@ -5,9 +5,10 @@ them to the configured bus. It publishes a batch, waits for the broker to accept
 then advances its position, so a crash re-publishes at most one batch: delivery is
 at-least-once and consumers deduplicate by CloudEvents id (`Deduplicator`).
 
-The position is a small JSON file under data_dir, not an index table (docs/adr/0009-events.md):
-the index port stays unchanged, and the file is locked so that of several processes sharing a
-data_dir (HTTP workers) exactly one relays at a time; the others take over when it exits.
+The position and the right to relay are a lease in the index (`IndexRelayPosition`, ADR 0012):
+of all the processes of all the replicas on one index, exactly one relays at a time, and the
+others take over when it stops renewing. Earlier versions kept the position in a file under
+data_dir (`RelayPosition`), which is read once on upgrade.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 import orjson
 
@@ -96,11 +97,75 @@ class RelayPosition:
             self._lock_file = None
 
 
+class LeaseLostError(RuntimeError):
+    """Another process took over the relay: this one must stop and reload."""
+
+
+class IndexRelayPosition:
+    """The relay's position and leadership kept in the index (a named lease), shared by every
+    process of every replica on that index: exactly one relays at a time, whatever data_dir
+    each has, and a new process continues from where the last one stopped instead of
+    relaying the outbox again from the start. The holder renews the lease at each poll; a
+    holder that dies lets it expire after `lease_seconds`, and another process takes over.
+
+    `legacy` is the position file of versions that kept it under data_dir: adopted once, when
+    the index has no position yet, so that upgrading does not re-publish every event.
+    """
+
+    NAME = "outbox-relay"
+
+    def __init__(
+        self,
+        index: IndexStore,
+        owner: str,
+        *,
+        lease_seconds: float = 30.0,
+        legacy: RelayPosition | None = None,
+    ) -> None:
+        self.index = index
+        self.owner = owner
+        self.lease_seconds = lease_seconds
+        self.legacy = legacy
+        self._position: int | None = None
+
+    def try_lock(self) -> bool:
+        position = self.index.claim_lease(self.NAME, self.owner, self.lease_seconds)
+        self._position = position
+        return position is not None
+
+    def load(self) -> int:
+        position = self._position or 0
+        if position == 0 and self.legacy is not None:
+            return self.legacy.load()
+        return position
+
+    def save(self, seq: int) -> None:
+        if not self.index.advance_lease(self.NAME, self.owner, seq):
+            raise LeaseLostError("another process took over the outbox relay")
+        self._position = seq
+
+    def unlock(self) -> None:
+        self.index.release_lease(self.NAME, self.owner)
+        self._position = None
+
+
+class Position(Protocol):
+    """Where the relay stands and whether this process is the one relaying."""
+
+    def try_lock(self) -> bool: ...
+
+    def load(self) -> int: ...
+
+    def save(self, seq: int) -> None: ...
+
+    def unlock(self) -> None: ...
+
+
 class OutboxRelay:
     """Copies outbox events to the bus, in sequence order, at least once."""
 
     def __init__(
-        self, index: IndexStore, bus: EventBus, position: RelayPosition, batch: int = 500
+        self, index: IndexStore, bus: EventBus, position: Position, batch: int = 500
     ) -> None:
         self.index = index
         self.bus = bus
@@ -210,24 +275,27 @@ def consume(
 async def run_relay(
     index: IndexStore,
     open_bus: Callable[[], EventBus],
-    position: RelayPosition,
+    position: Position,
     *,
     poll_seconds: float = 0.5,
     retry_seconds: float = 5.0,
 ) -> None:
-    """The relay as a background task of `hounsfield serve`: wait for the data_dir's relay lock,
-    open the bus (lazily, so an unreachable broker delays events but never stops the archive),
-    then relay forever. Broker errors close the bus and retry; the outbox keeps the events."""
+    """The relay as a background task of `hounsfield serve` and `hounsfield worker`: wait
+    for the relay lock (`IndexRelayPosition`: one relaying process per index), open the bus
+    (lazily, so an unreachable broker delays events but never stops the archive), then relay
+    forever. Broker errors close the bus and retry; the outbox keeps the events."""
     bus: EventBus | None = None
     relay: OutboxRelay | None = None
     try:
         while True:
             try:
-                if not position.try_lock():
+                if not await asyncio.to_thread(position.try_lock):
+                    relay = None  # another process relays; reload the position on take-over
                     await asyncio.sleep(retry_seconds)
                     continue
-                if bus is None or relay is None:
+                if bus is None:
                     bus = await asyncio.to_thread(open_bus)
+                if relay is None:
                     relay = OutboxRelay(index, bus, position)
                 published = await asyncio.to_thread(relay.relay_once)
                 if published < relay.batch:
@@ -245,7 +313,8 @@ async def run_relay(
         if bus is not None:
             with contextlib.suppress(Exception):
                 bus.close()
-        position.unlock()
+        with contextlib.suppress(Exception):
+            position.unlock()  # brief; an await here could be cancelled again
 
 
 async def run_consumer(

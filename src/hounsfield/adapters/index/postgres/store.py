@@ -25,7 +25,7 @@ from hounsfield.adapters.index.postgres.connection import open_pool, run_read, r
 from hounsfield.adapters.index.postgres.migrate import PACKAGE, schema_version
 from hounsfield.adapters.index.postgres.migrate import migrate as run_migrations
 from hounsfield.adapters.index.sql import derived as derived_sql
-from hounsfield.adapters.index.sql import paging, stability
+from hounsfield.adapters.index.sql import leases, paging, stability
 from hounsfield.adapters.index.sql.dialect import Dialect
 from hounsfield.adapters.index.sql.documents import SqlDocumentTable
 from hounsfield.adapters.index.sql.jobstore import SqlJobStore
@@ -284,6 +284,15 @@ class PostgresIndex:
 
     def derived_blob_keys(self) -> list[str]:
         return self._read(lambda c: derived_sql.all_blob_keys(DIALECT, c))
+
+    def claim_lease(self, name: str, owner: str, seconds: float) -> int | None:
+        return self._write(lambda c: leases.claim(DIALECT, c, name, owner, seconds, time.time()))
+
+    def advance_lease(self, name: str, owner: str, position: int) -> bool:
+        return self._write(lambda c: leases.advance(DIALECT, c, name, owner, position))
+
+    def release_lease(self, name: str, owner: str) -> None:
+        self._write(lambda c: leases.release(DIALECT, c, name, owner))
 
     def mark_stable(self, scope: Scope, quiet_before: datetime, limit: int) -> list[Event]:
         cutoff = utc(quiet_before).timestamp()

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from hounsfield.adapters.index.sql import derived as derived_sql
-from hounsfield.adapters.index.sql import paging, stability
+from hounsfield.adapters.index.sql import leases, paging, stability
 from hounsfield.adapters.index.sql.dialect import Dialect
 from hounsfield.adapters.index.sql.documents import SqlDocumentTable
 from hounsfield.adapters.index.sql.jobstore import SqlJobStore
@@ -244,6 +244,17 @@ class SqliteIndex:
 
     def derived_blob_keys(self) -> list[str]:
         return self._read(lambda c: derived_sql.all_blob_keys(DIALECT, c))
+
+    def claim_lease(self, name: str, owner: str, seconds: float) -> int | None:
+        return self._committer.run(
+            lambda c: leases.claim(DIALECT, c, name, owner, seconds, time.time()), durable=False
+        )
+
+    def advance_lease(self, name: str, owner: str, position: int) -> bool:
+        return self._committer.run(lambda c: leases.advance(DIALECT, c, name, owner, position))
+
+    def release_lease(self, name: str, owner: str) -> None:
+        self._committer.run(lambda c: leases.release(DIALECT, c, name, owner))
 
     def mark_stable(self, scope: Scope, quiet_before: datetime, limit: int) -> list[Event]:
         cutoff = _timestamp(quiet_before)
