@@ -288,8 +288,13 @@ def open_archive(settings: Settings) -> Archive:
             settings.htj2k_copies, settings.htj2k_copy_partitions, settings.htj2k_copy_modalities
         ),
     )
+    pixels = PixelService(
+        retrieve,
+        RenderedOutputs(cache) if cache is not None else None,
+        copies=derived.copy_for,
+    )
     network = open_dicom_network(settings)
-    dicom_send = DicomSendService(network, blobs, calling_ae=settings.ae_title)
+    dicom_send = DicomSendService(network, blobs, calling_ae=settings.ae_title, transcoder=pixels)
     services = Services(
         ingest=IngestService(
             index,
@@ -301,11 +306,7 @@ def open_archive(settings: Settings) -> Archive:
         ),
         query=QueryService(index, max_limit=settings.qido_max_limit),
         retrieve=retrieve,
-        pixels=PixelService(
-            retrieve,
-            RenderedOutputs(cache) if cache is not None else None,
-            copies=derived.copy_for,
-        ),
+        pixels=pixels,
         lifecycle=LifecycleService(index, blobs, documents),
         admin=AdminService(index),
         integrity=IntegrityService(index, blobs),

@@ -19,6 +19,7 @@ from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelGet
 
 from tests.builders import multipart
 from tests.conftest import RunningServer, start_server, stop_server
+from tests.pixelsupport import decode_file
 
 pytestmark = pytest.mark.services
 
@@ -118,18 +119,25 @@ def test_every_object_comes_back_byte_identical(archive: tuple[RunningServer, di
         assert received[sop] == dataset_bytes(data), parsed[sop].SOPClassUID.name
 
 
-def test_only_accepted_syntaxes_are_sent_the_rest_counted_failed(
+def test_with_only_explicit_vr_offered_everything_arrives_uncompressed(
     archive: tuple[RunningServer, dict],
 ) -> None:
-    """Offer only explicit VR LE: implicit objects are rewritten, compressed ones fail (B000)."""
+    """Offer only explicit VR LE: implicit objects are rewritten (values unchanged) and
+    compressed ones are decoded and sent uncompressed (PS3.4 C.4.3.3, PS3.5 8.2), their
+    pixels equal to the stored ones decoded."""
     server, sent = archive
     parsed = {sop: dcmread(BytesIO(data)) for sop, data in sent.items()}
     contexts = sorted({(str(ds.SOPClassUID), "1.2.840.10008.1.2.1") for ds in parsed.values()})
     studies = sorted({str(ds.StudyInstanceUID) for ds in parsed.values()})
     statuses, received = c_get(server, study_identifier(studies), contexts)
-    status, final, identifier = statuses[-1]
+    status, final, _ = statuses[-1]
+    assert status == 0x0000
+    assert final.NumberOfFailedSuboperations == 0
+    assert set(received) == set(sent)
     compressed = {sop for sop, ds in parsed.items() if ds.file_meta.TransferSyntaxUID.is_compressed}
-    assert status == 0xB000
-    assert final.NumberOfFailedSuboperations == len(compressed)
-    assert set(identifier.FailedSOPInstanceUIDList) == compressed
-    assert set(received) == set(sent) - compressed
+    assert compressed
+    for sop in compressed:
+        got = dcmread(BytesIO(received[sop]), force=True)
+        _, frames = decode_file(sent[sop])
+        expected = b"".join(f.astype(f.dtype.newbyteorder("<")).tobytes() for f in frames)
+        assert got.PixelData[: len(expected)] == expected, parsed[sop].SOPClassUID.name

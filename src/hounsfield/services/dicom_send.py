@@ -7,8 +7,10 @@ answer tells exactly which it takes. Then, per object:
 - stored syntax accepted -> the stored bytes go as they are (byte-identical);
 - stored syntax is implicit or explicit VR little endian and the other one is accepted -> the
   data set is rewritten in that syntax (pydicom; values are unchanged, only the encoding);
-- otherwise (a compressed syntax the peer refuses) the sub-operation fails with 0xC122-like
-  reason "no accepted transfer syntax": transcoding pixel data is a later service.
+- otherwise, with a transcoder (the pixel service), the object is decoded and re-encoded in
+  a syntax the peer accepted, uncompressed little endian first (PS3.5 8.2: the attributes that
+  depend on the syntax are rewritten, lossy history kept);
+- otherwise the sub-operation fails with reason "no accepted transfer syntax".
 
 Objects are grouped by SOP class into associations of at most 128 contexts (PS3.8 9.3.2.2).
 """
@@ -19,9 +21,10 @@ import contextlib
 import enum
 import logging
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from pydicom import dcmread
 from pydicom.uid import UID
@@ -77,6 +80,37 @@ class _Item:
     sop_instance_uid: str
     transfer_syntax_uid: str
     open: _Opener
+    instance: StoredInstance | None = None  # a stored instance can be transcoded
+
+
+class Transcoder(Protocol):
+    """Decodes and re-encodes stored instances (services/pixels, PixelService)."""
+
+    def can_transcode(self, instance: StoredInstance, target: str) -> bool: ...
+
+    def transcode(self, instance: StoredInstance, target: str) -> Iterator[bytes]: ...
+
+
+def choose_syntax(
+    stored: str,
+    accepted: Collection[str],
+    instance: StoredInstance | None,
+    transcoder: Transcoder | None,
+) -> str | None:
+    """The syntax to send an object in: as stored, else re-encoded in the other uncompressed
+    little endian syntax, else transcoded (uncompressed little endian preferred, as every
+    peer reads it), else None."""
+    if stored in accepted:
+        return stored
+    other = _REWRITABLE.get(stored)
+    if other is not None and other in accepted:
+        return other
+    if transcoder is None or instance is None:
+        return None
+    for candidate in (EXPLICIT_LE, IMPLICIT_LE, *sorted(accepted)):
+        if candidate in accepted and transcoder.can_transcode(instance, candidate):
+            return candidate
+    return None
 
 
 def proposed_syntaxes(stored: str) -> tuple[str, ...]:
@@ -102,10 +136,18 @@ def rewrite_little_endian(source: Path, target: Path, transfer_syntax: str) -> N
 class DicomSendService:
     """Sends stored instances or local files to a remote AE, counting every sub-operation."""
 
-    def __init__(self, network: DicomNetwork, blobs: BlobStore, *, calling_ae: str) -> None:
+    def __init__(
+        self,
+        network: DicomNetwork,
+        blobs: BlobStore,
+        *,
+        calling_ae: str,
+        transcoder: Transcoder | None = None,
+    ) -> None:
         self.network = network
         self.blobs = blobs
         self.calling_ae = calling_ae
+        self.transcoder = transcoder
 
     def echo(self, remote: RemoteAE) -> int:
         return self.network.echo(remote, calling_ae=self.calling_ae)
@@ -121,7 +163,7 @@ class DicomSendService:
     ) -> list[SendResult]:
         """C-STORE stored instances (C-MOVE sub-operations, forwarding), in order."""
         items = [
-            _Item(i.sop_class_uid, i.sop_uid, i.transfer_syntax_uid, self._opener(i))
+            _Item(i.sop_class_uid, i.sop_uid, i.transfer_syntax_uid, self._opener(i), i)
             for i in instances
         ]
         return self._send(remote, items, on_result, cancelled, move_originator)
@@ -240,22 +282,25 @@ class DicomSendService:
                 SendOutcome.FAILED,
                 reason=f"the peer accepted no context for SOP class {item.sop_class_uid}",
             )
-        target = stored if stored in accepted else _REWRITABLE.get(stored)
-        if target is None or target not in accepted:
+        target = choose_syntax(stored, accepted, item.instance, self.transcoder)
+        if target is None:
             return SendResult(
                 item.sop_instance_uid,
                 SendOutcome.FAILED,
-                reason=f"the peer does not accept transfer syntax {stored} (no transcoding yet)",
+                reason=f"the peer accepts no transfer syntax {stored} can be sent in",
             )
         try:
-            with item.open() as path:
-                if target == stored:
-                    status = session.store(
-                        OutgoingObject(item.sop_class_uid, item.sop_instance_uid, stored, path),
-                        move_originator=move_originator,
-                    )
-                else:
-                    status = self._store_rewritten(session, item, path, target, move_originator)
+            if target not in (stored, _REWRITABLE.get(stored)):
+                status = self._store_transcoded(session, item, target, move_originator)
+            else:
+                with item.open() as path:
+                    if target == stored:
+                        status = session.store(
+                            OutgoingObject(item.sop_class_uid, item.sop_instance_uid, stored, path),
+                            move_originator=move_originator,
+                        )
+                    else:
+                        status = self._store_rewritten(session, item, path, target, move_originator)
         except DicomNetworkError:
             raise
         except Exception as exc:  # missing or unreadable object: this sub-operation fails
@@ -279,6 +324,24 @@ class DicomSendService:
                 move_originator=move_originator,
             )
 
+    def _store_transcoded(
+        self,
+        session: StoreSession,
+        item: _Item,
+        target: str,
+        move_originator: tuple[str, int] | None,
+    ) -> int:
+        assert self.transcoder is not None and item.instance is not None
+        with tempfile.TemporaryDirectory(prefix="hounsfield-transcode-") as scratch:
+            transcoded = Path(scratch) / "object.dcm"
+            with transcoded.open("wb") as fp:
+                for chunk in self.transcoder.transcode(item.instance, target):
+                    fp.write(chunk)
+            return session.store(
+                OutgoingObject(item.sop_class_uid, item.sop_instance_uid, target, transcoded),
+                move_originator=move_originator,
+            )
+
 
 def _fixed(path: Path) -> _Opener:
     @contextlib.contextmanager
@@ -292,6 +355,8 @@ __all__ = [
     "DicomSendService",
     "SendOutcome",
     "SendResult",
+    "Transcoder",
+    "choose_syntax",
     "outcome_of",
     "proposed_syntaxes",
     "rewrite_little_endian",

@@ -9,7 +9,7 @@ instances that C-STORE sub-operations will carry (PS3.4 C.4.2.2, C.4.3.2).
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,7 +20,14 @@ from hounsfield.domain.model import DicomJson, Level
 from hounsfield.domain.query import Query
 from hounsfield.ports.blobs import BlobStore
 from hounsfield.ports.index import IndexStore, RemoteAE, StoredInstance
-from hounsfield.services.dicom_send import rewrite_little_endian
+from hounsfield.services.dicom_send import (
+    EXPLICIT_LE,
+    IMPLICIT_LE,
+    Transcoder,
+    choose_syntax,
+    rewrite_little_endian,
+)
+from hounsfield.services.pixels.syntaxes import encodable
 
 #: Rows fetched per index call while streaming C-FIND results.
 PAGE = 200
@@ -91,8 +98,26 @@ class ObjectReader:
     association (C-GET, PS3.4 C.4.3.3): read in chunks, or rewritten in the other
     uncompressed little endian syntax when the peer accepted only that one."""
 
-    def __init__(self, blobs: BlobStore) -> None:
+    def __init__(self, blobs: BlobStore, transcoder: Transcoder | None = None) -> None:
         self.blobs = blobs
+        self.transcoder = transcoder
+
+    def choose(self, instance: StoredInstance, accepted: Collection[str]) -> str | None:
+        """The syntax a sub-operation sends `instance` in (dicom_send.choose_syntax)."""
+        return choose_syntax(instance.transfer_syntax_uid, accepted, instance, self.transcoder)
+
+    def candidates(self, instance: StoredInstance) -> list[str]:
+        """Syntaxes `instance` could be sent in, to look up among the accepted contexts."""
+        stored = instance.transfer_syntax_uid
+        extra = encodable() if self.transcoder is not None else []
+        return list(dict.fromkeys([stored, EXPLICIT_LE, IMPLICIT_LE, *extra]))
+
+    def transcoded(self, instance: StoredInstance, transfer_syntax: str) -> bytes:
+        """The data set decoded and re-encoded in `transfer_syntax` (after the File Meta
+        Information, which the C-STORE carries in its presentation context instead)."""
+        assert self.transcoder is not None
+        data = b"".join(self.transcoder.transcode(instance, transfer_syntax))
+        return data[data_set_offset(data[:144]) :]
 
     def offset(self, instance: StoredInstance) -> int:
         return data_set_offset(self.blobs.get_range(instance.blob_key, 0, 144))

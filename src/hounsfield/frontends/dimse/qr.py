@@ -294,11 +294,19 @@ async def _get_one(
     assoc: Association, reader: ObjectReader, instance: StoredInstance
 ) -> SendResult:
     """One C-GET sub-operation: the stored syntax if the requestor accepted it in the SCP
-    role, else the other uncompressed little endian one, else a failure (no transcoding)."""
+    role, else the other uncompressed little endian one, else the object transcoded into an
+    accepted syntax (PS3.4 C.4.3.3), else a failure."""
+    accepted = [
+        syntax
+        for syntax in reader.candidates(instance)
+        if assoc.find_context(instance.sop_class_uid, [syntax], as_scu=True) is not None
+    ]
     stored = instance.transfer_syntax_uid
-    syntax = stored
+    syntax = await asyncio.to_thread(reader.choose, instance, accepted)
+    if syntax is None:
+        return SendResult(instance.sop_uid, SendOutcome.FAILED, reason=f"no context for {stored}")
     data: bytes | AsyncIterator[bytes]
-    if assoc.find_context(instance.sop_class_uid, [stored], as_scu=True) is not None:
+    if syntax == stored:
         try:
             # Before the C-STORE-RQ goes out: a missing object fails this sub-operation alone.
             offset = await asyncio.to_thread(reader.offset, instance)
@@ -307,19 +315,11 @@ async def _get_one(
             return SendResult(instance.sop_uid, SendOutcome.FAILED, reason=str(exc))
         data = _chunks(reader, instance, offset)
     else:
-        other = _OTHER_LE.get(stored)
-        if (
-            other is None
-            or assoc.find_context(instance.sop_class_uid, [other], as_scu=True) is None
-        ):
-            return SendResult(
-                instance.sop_uid, SendOutcome.FAILED, reason=f"no context for {stored}"
-            )
-        syntax = other
+        convert = reader.rewritten if _OTHER_LE.get(stored) == syntax else reader.transcoded
         try:
-            data = await asyncio.to_thread(reader.rewritten, instance, other)
+            data = await asyncio.to_thread(convert, instance, syntax)
         except Exception as exc:  # unreadable or missing object: this sub-operation fails
-            log.error("C-GET: cannot rewrite %s: %s", instance.blob_key, exc)
+            log.error("C-GET: cannot convert %s to %s: %s", instance.blob_key, syntax, exc)
             return SendResult(instance.sop_uid, SendOutcome.FAILED, reason=str(exc))
     try:
         result = await assoc.send_c_store_request(
@@ -341,7 +341,7 @@ async def handle_get(assoc: Association, message: Message) -> None:
     if planned is None:
         return
     instances = planned[1]
-    reader = ObjectReader(assoc.services.retrieve.blobs)
+    reader = ObjectReader(assoc.services.retrieve.blobs, assoc.services.pixels)
     progress = _Progress(len(instances))
     try:
         for position, instance in enumerate(instances):
