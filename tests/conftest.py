@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -76,6 +77,10 @@ def start_server(
         **(extra_env or {}),
     }
     dimse_port = int(env["HOUNSFIELD_DIMSE_PORT"])
+    https = env.get("HOUNSFIELD_HTTP_TLS", "").lower() in ("1", "true", "yes", "on")
+    # An HTTPS server is checked against its configured CA (tests/tlssupport.py).
+    ca_file = env.get("HOUNSFIELD_TLS_CA_FILE")
+    verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca_file) if ca_file else True
     ae_title = env.get("HOUNSFIELD_AE_TITLE", "HOUNSFIELD")
     log = (data_dir.parent / f"server-{port}.log").open("wb")
     command = (
@@ -84,7 +89,7 @@ def start_server(
         else [sys.executable, "-m", "hounsfield.cli", "serve"]
     )
     process = subprocess.Popen(command, env=env, stdout=log, stderr=log, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
+    url = f"{'https' if https else 'http'}://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -92,7 +97,7 @@ def start_server(
             output = (data_dir.parent / f"server-{port}.log").read_text(errors="replace")
             raise RuntimeError(f"server exited with {process.returncode}:\n{output[-3000:]}")
         try:
-            if httpx.get(f"{url}/api/health", timeout=1).status_code == 200:
+            if httpx.get(f"{url}/api/health", timeout=1, verify=verify).status_code == 200:
                 return RunningServer(url, data_dir, process, log, dimse_port, ae_title)
         except httpx.TransportError:
             pass

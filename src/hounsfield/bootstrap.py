@@ -24,6 +24,7 @@ from hounsfield.adapters.dimse_client import PynetdicomNetwork
 from hounsfield.adapters.index.sqlite.store import SqliteIndex
 from hounsfield.adapters.worklist.sqlite import SqliteWorklistStore
 from hounsfield.config import ConfigError, Settings, load_settings
+from hounsfield.config.tls import client_context
 from hounsfield.frontends.asgi import HttpApp, HttpOptions
 from hounsfield.frontends.dicomweb.context import DicomWebOptions
 from hounsfield.frontends.dimse.api import HandlerRegistry
@@ -332,6 +333,7 @@ def open_dicom_network(settings: Settings) -> PynetdicomNetwork:
         dimse_timeout=float(settings.dimse_timeout),
         network_timeout=float(settings.dimse_idle_timeout),
         max_pdu=settings.dimse_max_pdu,
+        tls_context=lambda: client_context(settings),
     )
 
 

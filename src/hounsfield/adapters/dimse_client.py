@@ -14,7 +14,7 @@ import contextlib
 import logging
 import socket
 import ssl
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from pydicom.dataset import Dataset
@@ -101,7 +101,9 @@ class PynetdicomNetwork:
         dimse_timeout: float = 60.0,
         network_timeout: float = 60.0,
         max_pdu: int = 0,
+        tls_context: Callable[[], ssl.SSLContext] | None = None,
     ) -> None:
+        self.tls_context = tls_context or ssl.create_default_context
         self.acse_timeout = acse_timeout
         self.dimse_timeout = dimse_timeout
         self.network_timeout = network_timeout
@@ -125,7 +127,7 @@ class PynetdicomNetwork:
     def _associate(self, ae: AE, remote: RemoteAE) -> Association:
         tls: tuple[ssl.SSLContext, str] | None = None
         if remote.tls:
-            tls = (ssl.create_default_context(), remote.host)
+            tls = (self.tls_context(), remote.host)
         try:
             # pynetdicom 3 leaks its socket when the connection is refused; find out first.
             with socket.create_connection((remote.host, remote.port), self.acse_timeout):
@@ -227,7 +229,7 @@ class PynetdicomNetwork:
         role = build_role(sop_class_uid, scu_role=False, scp_role=True)
         tls: tuple[ssl.SSLContext, str] | None = None
         if remote.tls:
-            tls = (ssl.create_default_context(), remote.host)
+            tls = (self.tls_context(), remote.host)
         try:
             with socket.create_connection((remote.host, remote.port), self.acse_timeout):
                 pass

@@ -11,18 +11,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import threading
 
 import uvicorn
 
 from hounsfield.bootstrap import Archive, build_dimse_server, build_http_app, open_archive
 from hounsfield.config import Settings
+from hounsfield.config.tls import server_context
+from hounsfield.frontends.dimse.server import DimseServer
 
 log = logging.getLogger(__name__)
 
 
 def _common(settings: Settings) -> dict[str, object]:
-    return {
+    common: dict[str, object] = {
         "host": settings.host,
         "port": settings.http_port,
         "log_level": settings.log_level.lower(),
@@ -31,15 +34,33 @@ def _common(settings: Settings) -> dict[str, object]:
         "http": "auto",
         "lifespan": "on",
     }
+    if settings.http_tls:
+        server_context(settings)  # fails early, naming the setting, on unusable files
+        common.update(
+            ssl_certfile=settings.tls_cert_file,
+            ssl_keyfile=settings.tls_key_file,
+            ssl_version=ssl.PROTOCOL_TLS_SERVER,
+        )
+    return common
+
+
+async def _start_dimse(settings: Settings, dimse: DimseServer) -> None:
+    """The plain listener, and the DICOM TLS one when dimse_tls_port is set."""
+    await dimse.start(settings.host, settings.dimse_port)
+    if settings.dimse_tls_port:
+        tls = server_context(settings, verify_client=settings.dimse_tls_verify_client)
+        await dimse.start(settings.host, settings.dimse_tls_port, tls=tls)
 
 
 def run(settings: Settings) -> None:
     common = _common(settings)
     log.info(
-        "Hounsfield on http://%s:%d (DICOMweb /dicom-web, admin /api)%s; index %s; blobs %s",
+        "Hounsfield on http%s://%s:%d (DICOMweb /dicom-web, admin /api)%s; index %s; blobs %s",
+        "s" if settings.http_tls else "",
         settings.host,
         settings.http_port,
         f", DIMSE AE {settings.ae_title} on port {settings.dimse_port}"
+        + (f" and DICOM TLS port {settings.dimse_tls_port}" if settings.dimse_tls_port else "")
         if settings.dimse_enabled
         else "",
         settings.index_url,
@@ -68,7 +89,7 @@ async def _serve_both(settings: Settings, archive: Archive, http: uvicorn.Server
         await http.serve()
         return
     dimse = build_dimse_server(archive)
-    await dimse.start(settings.host, settings.dimse_port)
+    await _start_dimse(settings, dimse)
 
     async def close_dimse_on_exit() -> None:
         # uvicorn notices the signal within its 0.1 s tick, then drains HTTP connections
@@ -92,7 +113,7 @@ def _start_dimse_thread(settings: Settings) -> None:
 
     async def main() -> None:
         dimse = build_dimse_server(archive)
-        await dimse.start(settings.host, settings.dimse_port)
+        await _start_dimse(settings, dimse)
         await dimse.serve_forever()
 
     def target() -> None:

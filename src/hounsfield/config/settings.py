@@ -47,6 +47,12 @@ class Settings:
     dimse_timeout: int
     dimse_require_called_ae: bool
     dimse_allowed_calling_aes: tuple[str, ...]
+    tls_cert_file: str
+    tls_key_file: str
+    tls_ca_file: str
+    http_tls: bool
+    dimse_tls_port: int
+    dimse_tls_verify_client: bool
     data_dir: Path
     index_url: str
     index_migrate: bool
@@ -133,6 +139,15 @@ def _validate(values: dict[str, Any]) -> None:
 
     port("http_port")
     port("dimse_port")
+    port("dimse_tls_port")
+    if values["http_tls"] or values["dimse_tls_port"]:
+        for key in ("tls_cert_file", "tls_key_file"):
+            if not values[key]:
+                raise ConfigError(
+                    f"setting {key!r} is required when http_tls or dimse_tls_port is set"
+                )
+    if values["dimse_tls_verify_client"] and not values["tls_ca_file"]:
+        raise ConfigError("setting 'dimse_tls_verify_client' needs 'tls_ca_file' (the client CA)")
     aet = values["ae_title"]
     if not 1 <= len(aet) <= 16 or "\\" in aet or not aet.isprintable() or not aet.strip():
         raise ConfigError(

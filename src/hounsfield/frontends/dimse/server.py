@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import ssl
 from dataclasses import dataclass, field
 
 from hounsfield.frontends.dimse import negotiation
@@ -118,24 +119,44 @@ class DimseServer:
         self, services: Services, options: DimseOptions, registry: HandlerRegistry
     ) -> None:
         self.context = ServerContext(services, registry, options)
-        self._server: asyncio.Server | None = None
+        self._servers: list[asyncio.Server] = []
         self._tasks: dict[asyncio.Task[None], DimseAssociation] = {}
         self._active = 0
 
     @property
     def port(self) -> int:
-        assert self._server is not None
-        sockets = self._server.sockets
-        return int(sockets[0].getsockname()[1]) if sockets else 0
+        """The port of the first listener (the plain one when both are started)."""
+        return self.ports[0] if self.ports else 0
 
-    async def start(self, host: str, port: int) -> None:
-        self._server = await asyncio.start_server(self._on_connect, host, port, backlog=256)
-        log.info("DIMSE AE %s listening on %s:%d", self.context.options.ae_title, host, self.port)
+    @property
+    def ports(self) -> list[int]:
+        return [
+            int(server.sockets[0].getsockname()[1]) for server in self._servers if server.sockets
+        ]
+
+    async def start(self, host: str, port: int, *, tls: ssl.SSLContext | None = None) -> None:
+        """Listen on (host, port); with `tls`, every connection is a TLS one (PS3.15 Annex B:
+        the TLS handshake precedes the A-ASSOCIATE-RQ). Call again for a second listener."""
+        server = await asyncio.start_server(
+            self._on_connect,
+            host,
+            port,
+            backlog=256,
+            ssl=tls,
+            ssl_handshake_timeout=self.context.options.acse_timeout if tls else None,
+        )
+        self._servers.append(server)
+        log.info(
+            "DIMSE AE %s listening on %s:%d%s",
+            self.context.options.ae_title,
+            host,
+            int(server.sockets[0].getsockname()[1]) if server.sockets else port,
+            " (TLS)" if tls else "",
+        )
 
     async def serve_forever(self) -> None:
-        assert self._server is not None
-        async with self._server:
-            await self._server.serve_forever()
+        assert self._servers
+        await asyncio.gather(*(server.serve_forever() for server in self._servers))
 
     async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         sock = writer.get_extra_info("socket")
@@ -159,8 +180,8 @@ class DimseServer:
         """Stop listening, abort open associations (A-ABORT, source service user: a local
         decision, PS3.8 9.3.8), wait for their tasks. Requests in progress are not answered;
         an instance whose ingest already ran is stored, and a resend is a duplicate."""
-        if self._server is not None:
-            self._server.close()
+        for server in self._servers:
+            server.close()
         for association in list(self._tasks.values()):
             association.abort_for_shutdown()
         if self._tasks:
@@ -168,5 +189,5 @@ class DimseServer:
             _, pending = await asyncio.wait(list(self._tasks), timeout=5)
             for task in pending:
                 task.cancel()
-        if self._server is not None:
-            await self._server.wait_closed()
+        for server in self._servers:
+            await server.wait_closed()
