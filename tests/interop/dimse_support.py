@@ -4,6 +4,7 @@ against the server's DICOMweb side."""
 from __future__ import annotations
 
 import io
+import re
 import socket
 import struct
 import warnings
@@ -188,3 +189,14 @@ def drain_until_closed(sock: socket.socket) -> list[int]:
         if not pdu_type:
             return types
         types.append(pdu_type)
+
+
+def suboperation_counts(output: str) -> dict[str, int]:
+    """The last Completed/Failed/Warning Suboperations counts DCMTK's movescu/getscu printed
+    (with -d)."""
+    found = {}
+    for name in ("Completed", "Failed", "Warning"):
+        values = re.findall(rf"{name} Suboperations\s*:\s*(\d+)", output)
+        if values:
+            found[name] = int(values[-1])
+    return found

@@ -7,7 +7,6 @@ destination, registered through the admin API.
 
 from __future__ import annotations
 
-import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, JPEGBase
 
 from tests.builders import make_dataset, multipart, to_bytes, uid
 from tests.conftest import RunningServer, free_port, require_tool, start_server, stop_server
+from tests.interop.dimse_support import suboperation_counts as counts
 
 pytestmark = pytest.mark.services
 MR = "1.2.840.10008.5.1.4.1.1.4"
@@ -259,15 +259,6 @@ def destination(archive: Archive, tmp_path: Path) -> Iterator[tuple[str, Path]]:
     finally:
         process.terminate()
         process.wait(timeout=10)
-
-
-def counts(output: str) -> dict[str, int]:
-    found = {}
-    for name in ("Completed", "Failed", "Warning"):
-        values = re.findall(rf"{name} Suboperations\s*:\s*(\d+)", output)
-        if values:
-            found[name] = int(values[-1])
-    return found
 
 
 def test_move_study_to_a_registered_destination(

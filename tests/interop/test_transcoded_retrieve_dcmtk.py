@@ -4,7 +4,6 @@ of failing the sub-operation, and the pixels that arrive are the stored ones, de
 
 from __future__ import annotations
 
-import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ import pytest
 
 from tests.builders import multipart
 from tests.conftest import RunningServer, free_port, require_tool, start_server, stop_server
+from tests.interop.dimse_support import suboperation_counts as counts
 from tests.pixelsupport import corpus_bytes, decode_file
 
 pytestmark = pytest.mark.services
@@ -59,15 +59,6 @@ def scu(server: RunningServer, tool: str, *args: str) -> str:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout + done.stderr
-
-
-def counts(output: str) -> dict[str, int]:
-    found = {}
-    for name in ("Completed", "Failed", "Warning"):
-        values = re.findall(rf"{name} Suboperations\s*:\s*(\d+)", output)
-        if values:
-            found[name] = int(values[-1])
-    return found
 
 
 def assert_decoded_copy(received: Path) -> None:

@@ -78,7 +78,10 @@ def test_a_worker_claims_only_the_kinds_it_handles(index: SqliteIndex) -> None:
     assert state(index, other) == JobState.QUEUED
 
 
-def test_leases_are_renewed_while_a_long_job_runs(index: SqliteIndex) -> None:
+@pytest.mark.parametrize("stopping", [False, True], ids=["running", "stopping"])
+def test_leases_are_renewed_while_a_long_job_runs(index: SqliteIndex, stopping: bool) -> None:
+    """Renewed while the job runs, also after `stop` (SIGTERM): a worker that stops finishes
+    its running job, and nobody else may take it meanwhile."""
     started, release = threading.Event(), threading.Event()
 
     def slow(job: Job) -> None:
@@ -92,6 +95,8 @@ def test_leases_are_renewed_while_a_long_job_runs(index: SqliteIndex) -> None:
     thread.start()
     try:
         assert started.wait(5)
+        if stopping:
+            stop.set()
         time.sleep(0.8)  # well past the first lease
         assert index.jobs.claim("thief", ["echo"], 1, 30) == []
         running = index.jobs.get(job_id)
@@ -100,6 +105,7 @@ def test_leases_are_renewed_while_a_long_job_runs(index: SqliteIndex) -> None:
         release.set()
         stop.set()
         thread.join(5)
+    assert not thread.is_alive()
     assert state(index, job_id) == JobState.SUCCEEDED
 
 
@@ -108,29 +114,3 @@ def test_retry_policy_doubles_and_caps() -> None:
     assert [policy.delay(n) for n in (1, 2, 3, 4, 5, 6)] == [5, 10, 20, 40, 60, 60]
     jittered = RetryPolicy(base_seconds=10, max_seconds=100, jitter=0.2)
     assert all(8 <= jittered.delay(1) <= 12 for _ in range(50))
-
-
-def test_leases_stay_renewed_while_a_stopping_worker_finishes_its_job(
-    index: SqliteIndex,
-) -> None:
-    started, release = threading.Event(), threading.Event()
-
-    def slow(job: Job) -> None:
-        started.set()
-        release.wait(5)
-
-    worker = JobWorker(index.jobs, {"echo": slow}, lease_seconds=0.3, poll_seconds=0.05)
-    job_id = enqueue(index)
-    stop = threading.Event()
-    thread = threading.Thread(target=worker.run, args=(stop,))
-    thread.start()
-    try:
-        assert started.wait(5)
-        stop.set()  # SIGTERM: no new claims, but the running job finishes
-        time.sleep(0.8)
-        assert index.jobs.claim("thief", ["echo"], 1, 30) == []
-    finally:
-        release.set()
-        thread.join(5)
-    assert not thread.is_alive()
-    assert state(index, job_id) == JobState.SUCCEEDED

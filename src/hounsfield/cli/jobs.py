@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from collections.abc import Iterator
 from datetime import datetime
 
 import click
@@ -47,10 +48,14 @@ async def _work(archive: Archive) -> None:
             await task
 
 
-def _service(settings: Settings) -> tuple[Archive, JobService]:
+@contextlib.contextmanager
+def _jobs(settings: Settings) -> Iterator[JobService]:
     archive = open_archive(settings)
-    assert archive.services.jobs is not None
-    return archive, archive.services.jobs
+    try:
+        assert archive.services.jobs is not None
+        yield archive.services.jobs
+    finally:
+        archive.close()
 
 
 def _when(moment: datetime | None) -> str:
@@ -70,51 +75,40 @@ def _print_table(jobs: list[Job]) -> None:
 
 
 def list_jobs(settings: Settings, where: JobFilter, as_json: bool) -> None:
-    archive, jobs = _service(settings)
-    try:
+    with _jobs(settings) as jobs:
         found = jobs.find(where)
         if as_json:
             click.echo(orjson.dumps([job_document(j) for j in found]).decode())
             return
         _print_table(found)
         counts = jobs.counts()
-        summary = ", ".join(
-            f"{state.value} {sum(n for (_, s), n in counts.items() if s == state)}"
-            for state in JobState
-        )
-        click.echo(f"-- all jobs: {summary}")
-    finally:
-        archive.close()
+    summary = ", ".join(
+        f"{state.value} {sum(n for (_, s), n in counts.items() if s == state)}"
+        for state in JobState
+    )
+    click.echo(f"-- all jobs: {summary}")
 
 
 def show_job(settings: Settings, job_id: int) -> None:
-    archive, jobs = _service(settings)
-    try:
+    with _jobs(settings) as jobs:
         job = jobs.get(job_id)
-        if job is None:
-            raise click.ClickException(f"no job {job_id}")
-        click.echo(orjson.dumps(job_document(job), option=orjson.OPT_INDENT_2).decode())
-    finally:
-        archive.close()
+    if job is None:
+        raise click.ClickException(f"no job {job_id}")
+    click.echo(orjson.dumps(job_document(job), option=orjson.OPT_INDENT_2).decode())
 
 
 def change_job(settings: Settings, job_id: int, action: str) -> None:
-    archive, jobs = _service(settings)
-    try:
+    with _jobs(settings) as jobs:
         done = jobs.retry(job_id) if action == "retry" else jobs.cancel(job_id)
         job = jobs.get(job_id)
-        if job is None:
-            raise click.ClickException(f"no job {job_id}")
-        if not done:
-            raise click.ClickException(f"job {job_id} is {job.state.value}: cannot {action} it")
-        click.echo(f"job {job_id}: {job.state.value}")
-    finally:
-        archive.close()
+    if job is None:
+        raise click.ClickException(f"no job {job_id}")
+    if not done:
+        raise click.ClickException(f"job {job_id} is {job.state.value}: cannot {action} it")
+    click.echo(f"job {job_id}: {job.state.value}")
 
 
 def purge_jobs(settings: Settings, older_than: float) -> None:
-    archive, jobs = _service(settings)
-    try:
-        click.echo(f"deleted {jobs.purge(older_than)} finished job(s)")
-    finally:
-        archive.close()
+    with _jobs(settings) as jobs:
+        deleted = jobs.purge(older_than)
+    click.echo(f"deleted {deleted} finished job(s)")
