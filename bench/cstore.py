@@ -26,15 +26,16 @@ import socket
 import struct
 import subprocess
 import tempfile
-import threading
 import time
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import httpx
 
 from bench import hounsfield as hounsfield_server
 from bench.data import CtSeriesSpec, ct_instances
+from bench.scenarios import in_threads
 from bench.servers import free_port
 
 CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
@@ -150,24 +151,7 @@ def send_raw(
     in its own thread with its share (blocking socket calls release the GIL, so the threads
     do not serialise); return the wall time from the first connect to the last release."""
     shares = [objects[i::associations] for i in range(associations)]
-    errors: list[BaseException] = []
-
-    def one(share: list[tuple[str, bytes]]) -> None:
-        try:
-            _raw_association(share, port, called_aet)
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=one, args=(share,)) for share in shares]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - started
-    if errors:
-        raise errors[0]
-    return elapsed
+    return in_threads([partial(_raw_association, share, port, called_aet) for share in shares])
 
 
 def _raw_association(

@@ -17,13 +17,18 @@ from __future__ import annotations
 
 import argparse
 import secrets
-import sys
-from pathlib import Path
 
 import orjson
 import psycopg
 
-from bench.index_scale import Archive, fill, measure, small_batches
+from bench.index_scale import (
+    Archive,
+    add_arguments,
+    keys_of,
+    measure,
+    small_batches,
+    timed_fill,
+)
 from hounsfield.adapters.index.postgres import PostgresIndex
 from hounsfield.adapters.index.postgres.read import PG
 from hounsfield.adapters.index.sql.query import candidate_statements
@@ -33,18 +38,7 @@ from hounsfield.domain.query import Query
 def stored_keys(url: str, schema: str) -> Archive:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(f'SET search_path TO "{schema}"')
-        return Archive(
-            [r[0] for r in conn.execute("SELECT patient_id FROM patients")],
-            [r[0] for r in conn.execute("SELECT fold FROM patient_names")],
-            [r[0] for r in conn.execute("SELECT study_uid FROM studies")],
-            [
-                (r[0], r[1])
-                for r in conn.execute(
-                    "SELECT s.study_uid, se.series_uid FROM series se"
-                    " JOIN studies s ON s.pk = se.study_pk"
-                )
-            ],
-        )
+        return keys_of(lambda sql: conn.execute(sql).fetchall())
 
 
 def plan(url: str, schema: str, query: Query) -> str:
@@ -59,17 +53,11 @@ def plan(url: str, schema: str, query: Query) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_arguments(parser, studies=20_000)
     parser.add_argument("--url", default="postgresql://postgres@127.0.0.1:5432/test")
-    parser.add_argument("--studies", type=int, default=20_000)
-    parser.add_argument("--batch", type=int, default=2_000, help="instances per commit")
-    parser.add_argument("--repeat", type=int, default=300, help="queries per shape")
     parser.add_argument("--schema", help="schema to fill (default: a fresh one)")
     parser.add_argument("--keep", action="store_true", help="keep the schema; reuse if filled")
     parser.add_argument("--no-durable", action="store_true")
-    parser.add_argument("--small-batch", type=int, default=32)
-    parser.add_argument("--small-studies", type=int, default=2_000)
-    parser.add_argument("--threads", type=int, default=4)
-    parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
 
     schema = args.schema or f"bench_{secrets.token_hex(4)}"
@@ -81,17 +69,7 @@ def main(argv: list[str] | None = None) -> None:
             archive = stored_keys(args.url, schema)
             filled: dict[str, object] = {"reused": True}
         else:
-            archive, count, seconds = fill(index, args.studies, args.batch)
-            filled = {
-                "instances": count,
-                "batch": args.batch,
-                "seconds": round(seconds, 1),
-                "instances_per_s": round(count / seconds),
-            }
-            print(
-                f"filled {count:,} instances in {seconds:,.1f} s ({count / seconds:,.0f}/s)",
-                file=sys.stderr,
-            )
+            archive, filled = timed_fill(index, args.studies, args.batch)
         with psycopg.connect(args.url, autocommit=True) as conn:
             conn.execute(f'SET search_path TO "{schema}"')
             conn.execute("ANALYZE")
@@ -104,7 +82,8 @@ def main(argv: list[str] | None = None) -> None:
         [stats] = index.stats()
         print(
             f"{stats.patients:,} patients, {stats.studies:,} studies, {stats.series:,} series,"
-            f" {stats.instances:,} instances; {int(size[0] or 0) / 2**20:,.0f} MiB in PostgreSQL"
+            f" {stats.instances:,} instances; {int(size[0] or 0) / 2**20 if size else 0:,.0f} MiB"
+            " in PostgreSQL"
         )
         results = measure(index.query, lambda q: plan(args.url, schema, q), archive, args.repeat)
         small = (

@@ -22,7 +22,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -30,6 +30,7 @@ from typing import Any
 
 import orjson
 
+from bench.scenarios import in_threads
 from hounsfield.adapters.index.sqlite import SqliteIndex
 from hounsfield.adapters.index.sqlite.read import candidate_statements
 from hounsfield.domain.levels import split_by_level
@@ -173,6 +174,33 @@ def fill(index: IndexStore, studies: int, batch_instances: int) -> tuple[Archive
     return archive, count, time.perf_counter() - started
 
 
+def timed_fill(index: IndexStore, studies: int, batch: int) -> tuple[Archive, dict[str, object]]:
+    """`fill`, and its figures for the report."""
+    archive, count, seconds = fill(index, studies, batch)
+    print(
+        f"filled {count:,} instances in {seconds:,.1f} s ({count / seconds:,.0f}/s)",
+        file=sys.stderr,
+    )
+    filled: dict[str, object] = {
+        "instances": count,
+        "batch": batch,
+        "seconds": round(seconds, 1),
+        "instances_per_s": round(count / seconds),
+    }
+    return archive, filled
+
+
+def add_arguments(parser: argparse.ArgumentParser, studies: int) -> None:
+    """The options both back ends' commands take."""
+    parser.add_argument("--studies", type=int, default=studies)
+    parser.add_argument("--batch", type=int, default=2_000, help="instances per commit")
+    parser.add_argument("--repeat", type=int, default=300, help="queries per shape")
+    parser.add_argument("--small-batch", type=int, default=32, help="instances per begin+commit")
+    parser.add_argument("--small-studies", type=int, default=2_000, help="0: no small batches")
+    parser.add_argument("--threads", type=int, default=4, help="threads for the small batches")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+
+
 def small_batches(index: IndexStore, studies: int, batch: int, threads: int) -> dict[str, object]:
     """Ingest `studies` more studies with `begin` + `commit` in batches of `batch` instances
     from `threads` threads, as concurrent STOW-RS requests commit (the ingest service's path)."""
@@ -192,32 +220,19 @@ def small_batches(index: IndexStore, studies: int, batch: int, threads: int) -> 
     ]
     chunks = [instances[at : at + batch] for at in range(0, len(instances), batch)]
     lock = threading.Lock()
-    errors: list[BaseException] = []
 
     def work() -> None:
         while True:
             with lock:
-                if not chunks or errors:
+                if not chunks:
                     return
                 chunk = chunks.pop()
-            try:
-                outcomes = index.begin(chunk)
-                if not all(o is BeginOutcome.NEW for o in outcomes):
-                    raise RuntimeError("not a fresh ingest: begin found stored instances")
-                index.commit(chunk, [])
-            except BaseException as exc:
-                errors.append(exc)
-                return
+            outcomes = index.begin(chunk)
+            if not all(o is BeginOutcome.NEW for o in outcomes):
+                raise RuntimeError("not a fresh ingest: begin found stored instances")
+            index.commit(chunk, [])
 
-    started = time.perf_counter()
-    workers = [threading.Thread(target=work) for _ in range(threads)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    seconds = time.perf_counter() - started
-    if errors:
-        raise errors[0]
+    seconds = in_threads([work] * threads)
     rate = len(instances) / seconds
     print(
         f"begin+commit in batches of {batch}, {threads} threads: {len(instances):,} instances"
@@ -233,21 +248,29 @@ def small_batches(index: IndexStore, studies: int, batch: int, threads: int) -> 
     }
 
 
-def stored_keys(index: SqliteIndex) -> Archive:
-    """The keys of an index filled by an earlier run (`--keep`)."""
-    conn = index._readers.get()  # a measurement script may look inside
+#: What `keys_of` reads: the values the query shapes draw from, in `Archive`'s field order.
+KEY_STATEMENTS = (
+    "SELECT patient_id FROM patients",
+    "SELECT fold FROM patient_names",
+    "SELECT study_uid FROM studies",
+    "SELECT s.study_uid, se.series_uid FROM series se JOIN studies s ON s.pk = se.study_pk",
+)
+
+
+def keys_of(rows: Callable[[str], Iterable[Sequence[Any]]]) -> Archive:
+    """The keys of an index filled by an earlier run (`--keep`), through `rows(sql)`."""
+    patient_ids, names, studies, series = (list(rows(sql)) for sql in KEY_STATEMENTS)
     return Archive(
-        [r[0] for r in conn.execute("SELECT patient_id FROM patients")],
-        [r[0] for r in conn.execute("SELECT fold FROM patient_names")],
-        [r[0] for r in conn.execute("SELECT study_uid FROM studies")],
-        [
-            (r[0], r[1])
-            for r in conn.execute(
-                "SELECT s.study_uid, se.series_uid FROM series se JOIN studies s"
-                " ON s.pk = se.study_pk"
-            )
-        ],
+        [r[0] for r in patient_ids],
+        [r[0] for r in names],
+        [r[0] for r in studies],
+        [(r[0], r[1]) for r in series],
     )
+
+
+def stored_keys(index: SqliteIndex) -> Archive:
+    conn = index._readers.get()  # a measurement script may look inside
+    return keys_of(lambda sql: conn.execute(sql).fetchall())
 
 
 def key(tag: str, vr: str, matcher: SingleValue | Wildcard | Range) -> MatchKey:
@@ -366,15 +389,9 @@ def measure(
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--studies", type=int, default=100_000)
-    parser.add_argument("--batch", type=int, default=2_000, help="instances per commit")
-    parser.add_argument("--repeat", type=int, default=300, help="queries per shape")
+    add_arguments(parser, studies=100_000)
     parser.add_argument("--path", type=Path, help="index file (default: a temporary one)")
     parser.add_argument("--keep", action="store_true", help="reuse --path if it is filled")
-    parser.add_argument("--small-batch", type=int, default=32, help="instances per begin+commit")
-    parser.add_argument("--small-studies", type=int, default=2_000, help="0: no small batches")
-    parser.add_argument("--threads", type=int, default=4)
-    parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory() as scratch:
@@ -388,14 +405,7 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"reusing {path}", file=sys.stderr)
                 filled: dict[str, object] = {"reused": True}
             else:
-                archive, count, seconds = fill(index, args.studies, args.batch)
-                filled = {
-                    "instances": count,
-                    "batch": args.batch,
-                    "seconds": round(seconds, 1),
-                    "instances_per_s": round(count / seconds),
-                }
-                print(f"filled {count:,} instances in {seconds:,.1f} s", file=sys.stderr)
+                archive, filled = timed_fill(index, args.studies, args.batch)
             [stats] = index.stats()
             size = sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
             print(

@@ -137,41 +137,27 @@ def c_find(archive: RunningArchive, shapes: dict[str, list[FindQuery]]) -> dict[
     return results
 
 
+def _dcmtk_retrieve(tool: str, calling: str, archive: RunningArchive, *options: str) -> Any:
+    """Run getscu or movescu for one study (Study Root, STUDY level) against the archive."""
+    return subprocess.run(
+        [tool, "-S", "-aet", calling, "-aec", archive.aet, *options,
+         "127.0.0.1", str(archive.dimse_port)],
+        capture_output=True,
+        check=False,
+        env=DCMTK_ENV,
+    )  # fmt: skip
+
+
+def _study(study_uid: str) -> list[str]:
+    return ["-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={study_uid}"]
+
+
 def c_get(archive: RunningArchive, study_uid: str, scratch: Path, expected: int) -> dict[str, Any]:
     out = scratch / f"get-{archive.name}"
     out.mkdir()
     started = time.perf_counter()
-    done = subprocess.run(
-        [
-            "getscu",
-            "-S",
-            "-aet",
-            "BENCHGET",
-            "-aec",
-            archive.aet,
-            "-od",
-            str(out),
-            "-k",
-            "QueryRetrieveLevel=STUDY",
-            "-k",
-            f"StudyInstanceUID={study_uid}",
-            "127.0.0.1",
-            str(archive.dimse_port),
-        ],
-        capture_output=True,
-        check=False,
-        env=DCMTK_ENV,
-    )
-    seconds = time.perf_counter() - started
-    received = len(list(out.iterdir()))
-    shutil.rmtree(out)
-    if done.returncode != 0 or received != expected:
-        say(f"C-GET from {archive.name}: {received}/{expected} ({done.stderr[-300:]!r})")
-    return {
-        "instances": received,
-        "seconds": round(seconds, 3),
-        "per_second": round(received / seconds, 1),
-    }
+    done = _dcmtk_retrieve("getscu", "BENCHGET", archive, "-od", str(out), *_study(study_uid))
+    return _received("C-GET", archive, out, done, time.perf_counter() - started, expected)
 
 
 def c_move(archive: RunningArchive, study_uid: str, scratch: Path, expected: int) -> dict[str, Any]:
@@ -194,35 +180,29 @@ def c_move(archive: RunningArchive, study_uid: str, scratch: Path, expected: int
             ).raise_for_status()
         time.sleep(0.3)
         started = time.perf_counter()
-        done = subprocess.run(
-            [
-                "movescu",
-                "-S",
-                "-aet",
-                "BENCHMOVE",
-                "-aec",
-                archive.aet,
-                "-aem",
-                "BENCHDEST",
-                "-k",
-                "QueryRetrieveLevel=STUDY",
-                "-k",
-                f"StudyInstanceUID={study_uid}",
-                "127.0.0.1",
-                str(archive.dimse_port),
-            ],
-            capture_output=True,
-            check=False,
-            env=DCMTK_ENV,
+        done = _dcmtk_retrieve(
+            "movescu", "BENCHMOVE", archive, "-aem", "BENCHDEST", *_study(study_uid)
         )
         seconds = time.perf_counter() - started
     finally:
         storescp.terminate()
         storescp.wait(timeout=30)
+    return _received("C-MOVE", archive, out, done, seconds, expected)
+
+
+def _received(
+    verb: str,
+    archive: RunningArchive,
+    out: Path,
+    done: subprocess.CompletedProcess[bytes],
+    seconds: float,
+    expected: int,
+) -> dict[str, Any]:
+    """Count (then remove) the files a retrieve wrote; say so when some are missing."""
     received = len(list(out.iterdir()))
     shutil.rmtree(out)
     if done.returncode != 0 or received != expected:
-        say(f"C-MOVE from {archive.name}: {received}/{expected} ({done.stderr[-300:]!r})")
+        say(f"{verb} from {archive.name}: {received}/{expected} ({done.stderr[-300:]!r})")
     return {
         "instances": received,
         "seconds": round(seconds, 3),

@@ -45,7 +45,7 @@ import psycopg
 from bench import data, machine, report
 from bench import hounsfield as hounsfield_server
 from bench.data import STOW_CONTENT_TYPE
-from bench.scenarios import TIMEOUT, Query, _count, _stow_failures, query_shapes
+from bench.scenarios import TIMEOUT, Query, _count, _stow_failures, in_threads, query_shapes
 from bench.scenarios import latency_summary as summary
 from bench.servers import RunningArchive
 
@@ -102,13 +102,7 @@ def spread(bases: list[str], jobs: list[Job], clients: int) -> dict[str, Any]:
                     if problem:
                         wrong.append(problem)
 
-    threads = [threading.Thread(target=work) for _ in range(clients)]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    seconds = time.perf_counter() - started
+    seconds = in_threads([work] * clients)
     return {
         "requests": len(latencies),
         "seconds": round(seconds, 3),

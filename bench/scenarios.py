@@ -6,6 +6,7 @@ from __future__ import annotations
 import calendar
 import random
 import statistics
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -360,6 +361,30 @@ def _check_metadata(
     for keyword, tag in (("Rows", "00280010"), ("SOPInstanceUID", "00080018")):
         if any(tag not in item for item in items):
             problems.add(archive, f"series metadata: {keyword} missing in some instances")
+
+
+def in_threads(workers: list[Callable[[], None]]) -> float:
+    """Run each worker in its own thread, all at once (blocking socket and database calls
+    release the GIL); return the wall time from the first start to the last end. The first
+    exception a worker raised is raised here, after every thread has ended."""
+    errors: list[BaseException] = []
+
+    def guarded(worker: Callable[[], None]) -> None:
+        try:
+            worker()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=guarded, args=(w,)) for w in workers]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    if errors:
+        raise errors[0]
+    return elapsed
 
 
 def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
