@@ -34,6 +34,7 @@ from pathlib import Path
 import httpx
 
 from bench import hounsfield as hounsfield_server
+from bench import profile
 from bench.data import CtSeriesSpec, ct_instances
 from bench.scenarios import in_threads
 from bench.servers import free_port
@@ -270,6 +271,19 @@ def count_stored(url: str) -> int:
     return sum(int(row["00201209"]["Value"][0]) for row in response.json())
 
 
+def _print_profile(summary: dict[str, object], top: int = 12) -> None:
+    part = summary.get("cstore")
+    if not isinstance(part, dict):
+        print("  py-spy: no C-STORE samples")
+        return
+    print(f"  py-spy, {part['samples']} busy samples of the C-STORE path, self:")
+    for name, share in part["self"][:top]:
+        print(f"    {share:5.1f}%  {name}")
+    print("  inclusive, Hounsfield's functions:")
+    for name, share in part["hounsfield_inclusive"][:top]:
+        print(f"    {share:5.1f}%  {name}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=500)
@@ -278,6 +292,11 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write the results here as JSON")
     parser.add_argument(
         "--reference", action="store_true", help="also time the raw client against storescp"
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="run each server under py-spy and print where its busy samples are (figures slower)",
     )
     args = parser.parse_args()
     durabilities = {"true": [True], "false": [False], "both": [True, False]}[args.durable]
@@ -298,7 +317,8 @@ def main() -> None:
             for n, client in enumerate(args.clients.split(",")):
                 run_dir = Path(tmp) / f"{client}-{durable}-{n}"
                 run_dir.mkdir()
-                server = hounsfield_server.start(run_dir / "data", durable=durable)
+                raw = run_dir / "profile.txt" if args.profile else None
+                server = hounsfield_server.start(run_dir / "data", durable=durable, profile_to=raw)
                 try:
                     seconds = CLIENTS[client](paths, server.dimse_port)
                     stored = count_stored(server.base_url)
@@ -308,6 +328,8 @@ def main() -> None:
                     continue
                 finally:
                     server.stop()
+                if raw is not None and raw.exists():
+                    _print_profile(profile.summarise(raw))
                 result = Result(client, durable, len(paths), seconds, stored)
                 results.append(result)
                 print(

@@ -390,13 +390,16 @@ def measure(
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_arguments(parser, studies=100_000)
-    parser.add_argument("--path", type=Path, help="index file (default: a temporary one)")
+    parser.add_argument("--path", type=Path, help="index file, made anew (default: temporary)")
     parser.add_argument("--keep", action="store_true", help="reuse --path if it is filled")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory() as scratch:
         path = args.path or Path(scratch) / "index.db"
         reuse = args.keep and path.exists()
+        if not reuse:  # a fresh index: filling an earlier one would re-store its instances
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                path.with_name(path.name + suffix).unlink(missing_ok=True)
         index = SqliteIndex(path, durable=True)
         try:
             index.migrate()

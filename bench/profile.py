@@ -34,6 +34,8 @@ MARKERS = {
     "stow": ("dicomweb/stow.py", "services/ingest.py", "services/staging.py", "blobs/file.py"),
     "metadata": ("retrieve_metadata", "RetrieveService.metadata"),
     "qido": ("dicomweb/qido.py", "services/query.py"),
+    # the DIMSE server and what it calls (bench.cstore --profile runs nothing else)
+    "cstore": ("frontends/dimse/", "services/ingest.py", "services/staging.py", "blobs/file.py"),
 }
 
 
