@@ -93,3 +93,13 @@ class CpuMeter:
             return 0.0
         busy = total - (idle1 - self._idle0)
         return max(0.0, (busy - (ours1 - self._ours0)) / total)
+
+
+def cpu_ms(pids: list[int]) -> float:
+    """CPU time (user + system) the live processes `pids` have used so far, in milliseconds."""
+    ticks = 0
+    for pid in pids:
+        fields = _stat_fields(pid)
+        if fields:
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks * 1000 / os.sysconf("SC_CLK_TCK")

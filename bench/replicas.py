@@ -76,9 +76,10 @@ def say(message: str) -> None:
 Job = Callable[[httpx.Client, str], str | None]
 
 
-def spread(bases: list[str], jobs: list[Job], clients: int) -> dict[str, Any]:
+def spread(bases: list[str], jobs: list[Job], clients: int, pids: list[int]) -> dict[str, Any]:
     """Run `jobs` from `clients` threads; job k goes to process k mod N. Returns the wall time,
-    the rate, per-request latency and the wrong answers (their first messages)."""
+    the rate, per-request latency, the servers' (`pids`) CPU time per request, and the wrong
+    answers (their first messages)."""
     order = itertools.count()
     lock = threading.Lock()
     latencies: list[float] = []
@@ -102,8 +103,11 @@ def spread(bases: list[str], jobs: list[Job], clients: int) -> dict[str, Any]:
                     if problem:
                         wrong.append(problem)
 
+    cpu_before = machine.cpu_ms(pids)
     seconds = in_threads([work] * clients)
+    cpu = machine.cpu_ms(pids) - cpu_before
     return {
+        "server_cpu_ms_per_request": cpu / max(1, len(latencies)),
         "requests": len(latencies),
         "seconds": round(seconds, 3),
         "per_second": len(latencies) / seconds,
@@ -200,21 +204,22 @@ def run_configuration(replicas: int, url: str, workload: Workload, workdir: Path
                 )
             )
         bases = [s.base_url for s in servers]
-        ct = spread(bases, [stow_job(b) for b, _ in workload.ct], sizes.clients)
+        pids = [s.server_pid() for s in servers]
+        ct = spread(bases, [stow_job(b) for b, _ in workload.ct], sizes.clients, pids)
         ct["instances_per_second"] = sum(n for _, n in workload.ct) / ct["seconds"]
         out["stow_ct"] = ct
         say(f"  {replicas} replica(s): STOW-RS CT {ct['instances_per_second']:.0f} inst/s")
-        tiny = spread(bases, [stow_job(b) for b, _ in workload.tiny], sizes.clients)
+        tiny = spread(bases, [stow_job(b) for b, _ in workload.tiny], sizes.clients, pids)
         tiny["instances_per_second"] = sum(n for _, n in workload.tiny) / tiny["seconds"]
         out["stow_tiny"] = tiny
         say(f"  {replicas} replica(s): STOW-RS tiny {tiny['instances_per_second']:.0f} inst/s")
         with psycopg.connect(url, autocommit=True) as conn:  # fresh tables: plan on real stats
             conn.execute(f'SET search_path TO "{schema}"')
             conn.execute("ANALYZE")
-        out["qido"] = spread(bases, [qido_job(q) for q in workload.queries], sizes.clients)
+        out["qido"] = spread(bases, [qido_job(q) for q in workload.queries], sizes.clients, pids)
         say(f"  {replicas} replica(s): QIDO-RS {out['qido']['per_second']:.0f} req/s")
         metadata = [metadata_job(workload.metadata_path, sizes.ct_slices)] * sizes.metadata_requests
-        out["metadata"] = spread(bases, metadata, sizes.clients)
+        out["metadata"] = spread(bases, metadata, sizes.clients, pids)
         say(f"  {replicas} replica(s): metadata {out['metadata']['per_second']:.0f} req/s")
         out["rss_mb"] = [s.rss_mb() for s in servers]
     finally:
@@ -238,15 +243,18 @@ def table(runs: list[dict[str, Any]], sizes: Sizes) -> tuple[str, dict[str, Any]
     """Markdown table (mean of the rounds per configuration) and the figures behind it."""
     figures: dict[str, Any] = {}
     lines = [
-        "| figure | unit | 1 process | 2 processes | 2 / 1 | p50 / p95 ms, 1 → 2 |",
-        "|---|---|---:|---:|---:|---|",
+        "| figure | unit | 1 process | 2 processes | 2 / 1 | p50 / p95 ms, 1 → 2 "
+        "| server CPU ms per request, 1 → 2 |",
+        "|---|---|---:|---:|---:|---|---|",
     ]
     for key, field, name, unit in FIGURES:
         label = name
         by: dict[int, list[float]] = {1: [], 2: []}
         p50: dict[int, list[float]] = {1: [], 2: []}
         p95: dict[int, list[float]] = {1: [], 2: []}
+        cpu: dict[int, list[float]] = {1: [], 2: []}
         for run in runs:
+            cpu[run["replicas"]].append(run[key]["server_cpu_ms_per_request"])
             by[run["replicas"]].append(run[key][field])
             p50[run["replicas"]].append(run[key]["latency"]["p50_ms"])
             p95[run["replicas"]].append(run[key]["latency"]["p95_ms"])
@@ -261,7 +269,8 @@ def table(runs: list[dict[str, Any]], sizes: Sizes) -> tuple[str, dict[str, Any]
             f"{statistics.fmean(p50[2]):.1f} / {statistics.fmean(p95[2]):.1f}"
         )
         lines.append(
-            f"| {label} | {unit} | {one:,.0f} | {two:,.0f} | {two / one:.2f}× | {latency} |"
+            f"| {label} | {unit} | {one:,.0f} | {two:,.0f} | {two / one:.2f}× | {latency} "
+            f"| {statistics.fmean(cpu[1]):.1f} → {statistics.fmean(cpu[2]):.1f} |"
         )
     return "\n".join(lines) + "\n", figures
 
