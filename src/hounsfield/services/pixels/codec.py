@@ -13,6 +13,7 @@ is upsampled to YBR_FULL (PS3.3 C.7.6.3.1.2), so that the array is the same what
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -126,12 +127,12 @@ def _jpeg(info: ImageInfo, data: bytes) -> Decoded:
     except Exception as exc:  # libjpeg-turbo refuses a few lossless predictors and precisions
         errors.append(f"libjpeg-turbo: {exc}")
         array = None
-        for decoder in (imagecodecs.ljpeg_decode, imagecodecs.jpegsof3_decode):
-            try:
-                array = decoder(data)
-                break
-            except Exception as other:
-                errors.append(str(other))
+        # jpegsof3 reads lossless streams libjpeg-turbo refuses; liblj92 (ljpeg) is not used:
+        # it crashes the process on damaged streams (tests/unit/test_codec_fuzz.py).
+        try:
+            array = imagecodecs.jpegsof3_decode(data)
+        except Exception as other:
+            errors.append(f"jpegsof3: {other}")
         if array is None:
             raise CodecError("; ".join(errors)) from exc
     assert array is not None
@@ -189,6 +190,55 @@ def _j2k(info: ImageInfo, data: bytes) -> Decoded:
     return Decoded(normalize(_shape(array, info), info), photometric)
 
 
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def declared_size(data: bytes, family: str) -> tuple[int, int] | None:
+    """(rows, columns) from a codestream's header, without decoding: the JPEG and JPEG-LS
+    frame header (ITU T.81 B.2.2, T.87 C.2.2) or the JPEG 2000 SIZ segment (T.800 A.5.1).
+    Checked against the DICOM header before decoding, so that a damaged or hostile stream
+    cannot make a decoder allocate an image of its choosing (DESIGN.md section 6)."""
+    if family == "j2k":
+        siz = data.find(b"\xff\x51", 0, 256)
+        if siz < 0 or len(data) < siz + 22:
+            return None
+        x, y, x0, y0 = struct.unpack(">4L", data[siz + 6 : siz + 22])
+        return y - y0, x - x0
+    position = 2
+    while position + 9 <= min(len(data), 1 << 16):
+        if data[position] != 0xFF:
+            return None
+        marker = data[position + 1]
+        if marker == 0xFF:
+            position += 1
+            continue
+        length = int.from_bytes(data[position + 2 : position + 4], "big")
+        if marker in _JPEG_SOF or marker == 0xF7:  # SOFn, or JPEG-LS SOF55
+            rows, columns = struct.unpack(">HH", data[position + 5 : position + 9])
+            return (rows, columns) if rows else None
+        position += 2 + length
+    return None
+
+
+def strip_spiff(data: bytes) -> bytes:
+    """A JPEG-LS stream without its SPIFF header (ITU T.87 Annex G), which CharLS writes by
+    default and which DICOM streams do not carry; a damaged SPIFF directory also makes CharLS
+    spin for seconds. The directory ends with an SOI marker, where the codestream resumes."""
+    if data[2:4] != b"\xff\xe8" or data[6:11] != b"SPIFF":
+        return data
+    resume = data.find(b"\xff\xd8", 4)
+    return data if resume < 0 else data[:2] + data[resume + 2 :]
+
+
+def _check_size(info: ImageInfo, data: bytes, family: str) -> None:
+    size = declared_size(data, family)
+    if size is not None and size != (info.rows, info.columns):
+        raise CodecError(
+            f"the codestream holds a {size[1]}x{size[0]} image, the header says "
+            f"{info.columns}x{info.rows}"
+        )
+
+
 def decode(info: ImageInfo, data: bytes, index: int = 0) -> Decoded:
     """Decode frame `index` (0-based, used for bit-packed native data) from its bytes."""
     found = SYNTAXES.get(info.transfer_syntax)
@@ -201,10 +251,11 @@ def decode(info: ImageInfo, data: bytes, index: int = 0) -> Decoded:
             raw = rle.decode(data, info.rows, info.columns, info.samples, info.bits_allocated)
             flat = np.frombuffer(raw, dtype=info.dtype.newbyteorder("<"))
             return Decoded(normalize(flat.reshape(info.shape), info), info.photometric)
+        _check_size(info, data, found.decoder)
         if found.decoder == "jpeg":
             return _jpeg(info, data)
         if found.decoder == "jpegls":
-            array = imagecodecs.jpegls_decode(data)
+            array = imagecodecs.jpegls_decode(strip_spiff(data))
             return Decoded(normalize(_shape(array, info), info), info.photometric)
         return _j2k(info, data)
     except (CodecError, InvalidDicomError):
@@ -253,7 +304,7 @@ def encode(decoded: Decoded, info: ImageInfo, target: str) -> bytes:
             # PS3.5 A.4.3 / 8.2.3: signed samples are encoded as their unsigned bit pattern.
             mask = np.array((1 << info.bits_stored) - 1, dtype=_unsigned(array.dtype))
             values = array.view(_unsigned(array.dtype)) & mask
-            return bytes(imagecodecs.jpegls_encode(np.ascontiguousarray(values), level=0))
+            return strip_spiff(bytes(imagecodecs.jpegls_encode(np.ascontiguousarray(values))))
         if target == J2K_LOSSLESS:
             if info.bits_stored > 24:
                 raise CodecError("JPEG 2000 here holds at most 24 bits per sample")
