@@ -52,3 +52,20 @@ def test_etag_depends_on_content_and_variant(archive: PixelArchive) -> None:
     assert pixels.etag(instance, variant([1], RenderOptions(JPEG), 128)) != pixels.etag(
         instance, jpeg
     )
+
+
+def test_decoded_frames_are_kept_within_their_bound(tmp_path: Path) -> None:
+    with pixel_archive(tmp_path, ("examples_ybr_color.dcm",)) as archive:
+        instance = archive.instances["examples_ybr_color.dcm"]
+        frame_bytes = 240 * 320 * 3
+        pixels = PixelService(archive.pixels.retrieve, decoded_bytes=4 * frame_bytes)
+        source = pixels.source(instance)
+        first = pixels.decode(source, 1)
+        assert pixels.decode(source, 1) is first  # kept
+        assert not first.array.flags.writeable  # shared, so read-only
+        for number in range(2, 8):
+            pixels.decode(source, number)
+        assert pixels.decode(source, 1) is not first  # evicted: at most 4 frames are kept
+        assert pixels._decoded_size <= 4 * frame_bytes
+        streamed = list(pixels.frames(source))  # one-pass work does not fill the memory
+        assert len(streamed) == 30 and pixels._decoded_size <= 4 * frame_bytes

@@ -187,3 +187,21 @@ def test_query_parameter_parsing() -> None:
     for bad in ("0,10", "10", "10,10,0,0,0,5", "x,y"):
         with pytest.raises(HttpError):
             parse_viewport(bad)
+
+
+def test_frame_time_from_the_header() -> None:
+    """PS3.3 C.7.6.5: Frame Time, else a frame rate, else the Frame Time Vector."""
+    from pydicom.dataset import Dataset
+
+    from hounsfield.services.pixels.service import frame_time_ms
+
+    header = Dataset()
+    assert frame_time_ms(header) is None
+    header.FrameTimeVector = [0, 40, 60]
+    assert frame_time_ms(header) == 50
+    header.CineRate = 25
+    assert frame_time_ms(header) == 40
+    header.RecommendedDisplayFrameRate = 10
+    assert frame_time_ms(header) == 100
+    header.FrameTime = 33.3
+    assert frame_time_ms(header) == 33.3

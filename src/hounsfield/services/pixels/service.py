@@ -31,6 +31,8 @@ from hounsfield.services.pixels.syntaxes import EXPLICIT_VR_BE, SYNTAXES, can_en
 from hounsfield.services.retrieve import RetrieveService
 
 _HEADERS_KEPT = 256
+#: Memory for recently decoded frames (per process): 128 frames of a 512x512 CT.
+DECODED_FRAMES_BYTES = 64 << 20
 
 
 class NoPixelDataError(NotFoundError):
@@ -46,6 +48,7 @@ class Source:
     frame_count: int
     compressed_bytes: int
     read_frame: Callable[[int], bytes]  # 1-based frame number -> the frame's bytes
+    key: str = ""  # identifies the stored bytes the frames come from
 
 
 def _parse(data: bytes, stop_before_pixels: bool) -> Dataset:
@@ -68,6 +71,7 @@ class PixelService:
         retrieve: RetrieveService,
         outputs: RenderedOutputs | None = None,
         copies: CopyLookup | None = None,
+        decoded_bytes: int = DECODED_FRAMES_BYTES,
     ) -> None:
         self.retrieve = retrieve
         #: Rendered outputs kept in the cache port (services/caching.py), when there is one.
@@ -75,6 +79,9 @@ class PixelService:
         self.copies = copies
         self._headers: OrderedDict[str, tuple[Dataset, ImageInfo, bool]] = OrderedDict()
         self._lock = threading.Lock()
+        self.decoded_bytes = decoded_bytes
+        self._decoded: OrderedDict[str, Decoded] = OrderedDict()
+        self._decoded_size = 0
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -116,7 +123,7 @@ class PixelService:
                 return self._swapped_frame(instance, info, number)
             return b"".join(self.retrieve.frame(instance, number))
 
-        return Source(header, info, len(frames), compressed, read)
+        return Source(header, info, len(frames), compressed, read, key)
 
     def _swapped_frame(self, instance: StoredInstance, info: ImageInfo, number: int) -> bytes:
         """8-bit samples in a big endian OW value are byte-swapped in 16-bit words (PS3.5
@@ -159,19 +166,39 @@ class PixelService:
                 raise NotFoundError(f"frame {number} does not exist")
             return frames[number - 1]
 
-        return Source(dataset, info, len(frames), sum(map(len, frames)), read)
+        key = f"{instance.blob_key}:{instance.sha256}"
+        return Source(dataset, info, len(frames), sum(map(len, frames)), read, key)
 
-    def decode(self, source: Source, number: int) -> Decoded:
-        """Frame `number` (1-based) decoded to stored values."""
+    def decode(self, source: Source, number: int, keep: bool = True) -> Decoded:
+        """Frame `number` (1-based) decoded to stored values. Recently decoded frames are
+        kept in memory (bounded in bytes), since a viewer re-renders one frame with other
+        windows and sizes; `keep=False` for one-pass work such as transcoding."""
         if not 1 <= number <= source.frame_count:
             raise NotFoundError(
                 f"frame {number} does not exist (instance has {source.frame_count} frames)"
             )
-        return codec.decode(source.info, source.read_frame(number), number - 1)
+        key = f"{source.key}:{number}"
+        with self._lock:
+            found = self._decoded.get(key)
+            if found is not None:
+                self._decoded.move_to_end(key)
+                return found
+        decoded = codec.decode(source.info, source.read_frame(number), number - 1)
+        size = decoded.array.nbytes
+        if keep and source.key and size <= self.decoded_bytes // 4:
+            with self._lock:
+                if key not in self._decoded:
+                    decoded.array.flags.writeable = False  # shared from now on
+                    self._decoded[key] = decoded
+                    self._decoded_size += size
+                while self._decoded_size > self.decoded_bytes:
+                    _, dropped = self._decoded.popitem(last=False)
+                    self._decoded_size -= dropped.array.nbytes
+        return decoded
 
     def frames(self, source: Source) -> Iterator[Decoded]:
         for number in range(1, source.frame_count + 1):
-            yield self.decode(source, number)
+            yield self.decode(source, number, keep=False)
 
     # --- transcoding -----------------------------------------------------------------------
 
@@ -232,7 +259,7 @@ class PixelService:
         for number in numbers:
             shown = render.display(self.decode(source, number), source.info, options.window)
             images.append(render.region_and_viewport(shown, options.viewport, fit))
-        frame_time = _float(source.header.get("FrameTime"))
+        frame_time = frame_time_ms(source.header)
         output = render.encode(images, options.media_type, options.quality, frame_time)
         if self.outputs is not None:
             self.outputs.put(instance, variant, output)
@@ -258,6 +285,25 @@ class PixelService:
         except (CodecError, InvalidDicomError, NotFoundError):
             return False
         return True
+
+
+def frame_time_ms(header: Dataset) -> float | None:
+    """How long each frame is shown: Frame Time (0018,1063, PS3.3 C.7.6.5), else the
+    Recommended Display Frame Rate (0008,2144) or Cine Rate (0018,0040) in frames per second,
+    else the mean of the Frame Time Vector (0018,1065)."""
+    frame_time = _float(header.get("FrameTime"))
+    if frame_time and frame_time > 0:
+        return frame_time
+    for keyword in ("RecommendedDisplayFrameRate", "CineRate"):
+        rate = _float(header.get(keyword))
+        if rate and rate > 0:
+            return 1000.0 / rate
+    vector = header.get("FrameTimeVector")
+    if vector:
+        times = [t for t in (_float(v) for v in vector) if t and t > 0]
+        if times:
+            return sum(times) / len(times)
+    return None
 
 
 def _float(value: object) -> float | None:
