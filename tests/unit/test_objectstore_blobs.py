@@ -228,3 +228,47 @@ def test_failures_are_os_errors(tmp_path: Path, unreachable: ObjectBlobStore) ->
         list(unreachable.keys())
     with pytest.raises(OSError, match="failed"):
         unreachable.delete("k")
+
+
+def test_s3_uploads_carry_their_sha256_for_the_server_to_verify(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """S3 checks `x-amz-checksum-sha256` against the body it receives and refuses a mismatch
+    (additional checksums): the adapter asks obstore to send it with every upload. A local
+    endpoint records what arrives (moto accepts the header without recording it)."""
+    import base64
+    import hashlib
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen: list[dict[str, str]] = []
+
+    class Endpoint(BaseHTTPRequestHandler):
+        def do_PUT(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length", "0")))
+            seen.append({k.lower(): v for k, v in self.headers.items()})
+            self.send_response(200)
+            self.send_header("ETag", '"0"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Endpoint)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{server.server_port}")
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        monkeypatch.setenv("AWS_REGION", "us-east-1")
+        store = open_object_blobs("s3://bucket/prefix")
+        staged = tmp_path / "object.dcm"
+        staged.write_bytes(b"DICM" * 1000)
+        store.put_file("a/b.dcm", staged)
+    finally:
+        server.shutdown()
+        server.server_close()
+    [headers] = seen
+    expected = base64.b64encode(hashlib.sha256(b"DICM" * 1000).digest()).decode()
+    assert headers.get("x-amz-checksum-sha256") == expected

@@ -316,7 +316,17 @@ def open_object_blobs(url: str, environ: Mapping[str, str] | None = None) -> Obj
         endpoint = _endpoint(env)
         if endpoint is not None and endpoint.startswith("http://"):
             client["allow_http"] = True
-        store = S3Store(container, prefix=prefix, client_options=client, retry_config=RETRY)
+        # S3 verifies each upload against the SHA-256 that obstore computes and sends
+        # (x-amz-checksum-sha256), refusing a body corrupted on the way; AWS_CHECKSUM_ALGORITHM
+        # overrides (CRC64NVME), e.g. for an S3-compatible server without additional checksums.
+        checksum = env.get("AWS_CHECKSUM_ALGORITHM", "SHA256")
+        store = S3Store(
+            container,
+            prefix=prefix,
+            client_options=client,
+            retry_config=RETRY,
+            checksum_algorithm=checksum,
+        )
     elif parsed.scheme == "gs":
         store = GCSStore(container, prefix=prefix, client_options=client, retry_config=RETRY)
     elif parsed.scheme == "az":
