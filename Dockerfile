@@ -38,10 +38,14 @@ RUN groupadd --system --gid 10001 hounsfield \
 
 COPY --from=build /opt/hounsfield /opt/hounsfield
 
+# HOUNSFIELD_AUTH_API_KEYS is a switch, not a secret: the image listens on every interface, so
+# it requires API keys (`hounsfield keys create`, docs/security.md) unless configured otherwise.
+# hadolint ignore=DL3064
 ENV PATH=/opt/hounsfield/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     HOUNSFIELD_HOST=0.0.0.0 \
+    HOUNSFIELD_AUTH_API_KEYS=true \
     HOUNSFIELD_DATA_DIR=/data
 
 WORKDIR /data

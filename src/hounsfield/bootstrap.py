@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import ipaddress
 import logging
 import threading
 from collections.abc import Callable, Coroutine
@@ -18,6 +19,8 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from hounsfield.adapters import webhook_http
+from hounsfield.adapters.auth.apikey import ApiKeyAuthenticator, ChainAuthenticator
+from hounsfield.adapters.auth.jwt import JwtAuthenticator
 from hounsfield.adapters.blobs.file import FileBlobStore
 from hounsfield.adapters.blobs.memory import MemoryBlobStore
 from hounsfield.adapters.dimse_client import PynetdicomNetwork
@@ -33,11 +36,13 @@ from hounsfield.frontends.dimse.mpps import register_mpps
 from hounsfield.frontends.dimse.qr import register_query_retrieve
 from hounsfield.frontends.dimse.server import DimseOptions, DimseServer, default_registry
 from hounsfield.frontends.dimse.worklist import register_worklist
+from hounsfield.ports.auth import Authenticator
 from hounsfield.ports.blobs import BlobStore
 from hounsfield.ports.bus import EventBus
 from hounsfield.ports.cache import Cache
 from hounsfield.ports.index import Event, IndexStore
 from hounsfield.services.admin import AdminService
+from hounsfield.services.apikeys import ApiKeyService
 from hounsfield.services.caching import MetadataDocuments, RenderedOutputs
 from hounsfield.services.changefeed import ChangeFeedService
 from hounsfield.services.cloudevents import default_source
@@ -478,8 +483,59 @@ def background_tasks(archive: Archive, *, run_jobs: bool) -> list[BackgroundTask
     return tasks
 
 
+def is_loopback(host: str) -> bool:
+    """Whether `host` reaches this machine only (127.0.0.0/8, ::1, localhost)."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False  # another host name: it may resolve to anything
+
+
+def check_exposure(settings: Settings) -> None:
+    """The safe default: an archive of health information does not listen beyond this
+    machine without authentication, unless the operator says so explicitly."""
+    if settings.authentication_enabled or settings.allow_unauthenticated:
+        return
+    if is_loopback(settings.host):
+        return
+    raise ConfigError(
+        f"refusing to listen on {settings.host!r} without authentication: anyone who can "
+        "reach it could read and delete every study. Configure auth_oidc_issuer and "
+        "auth_oidc_audience (OIDC bearer tokens) and/or auth_api_keys = true (API keys from "
+        "`hounsfield keys create`), or set allow_unauthenticated = true if a proxy in front "
+        "authenticates (HOUNSFIELD_ALLOW_UNAUTHENTICATED=true); see docs/security.md"
+    )
+
+
+def build_authenticator(settings: Settings, index: IndexStore) -> Authenticator | None:
+    """OIDC bearer tokens and/or API keys, as configured; None when neither is."""
+    chain: list[Authenticator] = []
+    if settings.auth_api_keys:
+        chain.append(ApiKeyAuthenticator(ApiKeyService(index.api_keys, settings.default_partition)))
+    if settings.auth_oidc_issuer:
+        chain.append(
+            JwtAuthenticator(
+                issuer=settings.auth_oidc_issuer,
+                audience=settings.auth_oidc_audience,
+                jwks_url=settings.auth_oidc_jwks_url,
+                algorithms=settings.auth_oidc_algorithms,
+                leeway_seconds=float(settings.auth_clock_skew_seconds),
+                roles_claim=settings.auth_roles_claim,
+                partitions_claim=settings.auth_partitions_claim,
+                default_partition=settings.default_partition,
+                min_refresh_seconds=float(settings.auth_jwks_min_refresh_seconds),
+            )
+        )
+    if not chain:
+        return None
+    return chain[0] if len(chain) == 1 else ChainAuthenticator(*chain)
+
+
 def build_http_app(archive: Archive) -> HttpApp:
     settings = archive.settings
+    check_exposure(settings)
     options = HttpOptions(
         dicomweb=DicomWebOptions(
             default_partition=settings.default_partition,
@@ -492,6 +548,7 @@ def build_http_app(archive: Archive) -> HttpApp:
         options,
         background=background_tasks(archive, run_jobs=settings.jobs_concurrency > 0),
         on_shutdown=archive.close,
+        authenticator=build_authenticator(settings, archive.index),
     )
 
 
@@ -531,4 +588,6 @@ def build_dimse_server(archive: Archive, registry: HandlerRegistry | None = None
 
 def create_app() -> HttpApp:
     """ASGI factory for `uvicorn --factory hounsfield.bootstrap:create_app` (used by workers)."""
-    return build_http_app(open_archive(load_settings()))
+    settings = load_settings()
+    check_exposure(settings)
+    return build_http_app(open_archive(settings))

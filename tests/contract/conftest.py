@@ -119,6 +119,7 @@ _TABLES = [
     "jobs",
     "forward_rules",
     "leases",
+    "api_keys",
 ]
 
 

@@ -1,4 +1,4 @@
-"""`hounsfield`: serve, worker, jobs, import, check, migrate, and the DIMSE client commands."""
+"""`hounsfield`: serve, worker, jobs, keys, import, check, migrate, and the DIMSE clients."""
 
 from __future__ import annotations
 
@@ -53,7 +53,10 @@ def serve(ctx: click.Context) -> None:
     """Run the archive: DICOMweb at /dicom-web and the admin API at /api."""
     from hounsfield.cli.serve import run
 
-    run(_settings(ctx))
+    try:
+        run(_settings(ctx))
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @cli.command()
@@ -209,6 +212,62 @@ def jobs_purge(ctx: click.Context, older_than: float) -> None:
     from hounsfield.cli.jobs import purge_jobs
 
     purge_jobs(_settings(ctx), older_than)
+
+
+@cli.group()
+def keys() -> None:
+    """Create, list and revoke API keys (docs/security.md)."""
+
+
+@keys.command("create")
+@click.option("--name", required=True, help="Who or what uses the key (a person, a viewer...).")
+@click.option(
+    "--role",
+    type=click.Choice(["viewer", "uploader", "admin", "auditor"]),
+    required=True,
+    help="viewer: read; uploader: read and store; admin: everything; auditor: audit trail.",
+)
+@click.option(
+    "--partition",
+    "partitions",
+    multiple=True,
+    help="A partition the key may use (repeat; '*' = all; default: the default partition).",
+)
+@click.option("--expires-days", type=click.IntRange(1, 36500), default=None, help="Lifetime.")
+@click.option("--json", "as_json", is_flag=True, help="JSON with the key and its scope.")
+@click.pass_context
+def keys_create(
+    ctx: click.Context,
+    name: str,
+    role: str,
+    partitions: tuple[str, ...],
+    expires_days: int | None,
+    as_json: bool,
+) -> None:
+    """Create a key; it is printed once (only its SHA-256 digest is stored)."""
+    from hounsfield.cli.keys import create_key
+
+    create_key(_settings(ctx), name, role, partitions, expires_days, as_json)
+
+
+@keys.command("list")
+@click.option("--json", "as_json", is_flag=True, help="JSON.")
+@click.pass_context
+def keys_list(ctx: click.Context, as_json: bool) -> None:
+    """Every key with its scope and state (never the secret)."""
+    from hounsfield.cli.keys import list_keys
+
+    list_keys(_settings(ctx), as_json)
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+@click.pass_context
+def keys_revoke(ctx: click.Context, key_id: str) -> None:
+    """Revoke a key by its id (the part after hfk_ and before the next '_')."""
+    from hounsfield.cli.keys import revoke_key
+
+    revoke_key(_settings(ctx), key_id)
 
 
 def main() -> None:

@@ -16,7 +16,13 @@ import threading
 
 import uvicorn
 
-from hounsfield.bootstrap import Archive, build_dimse_server, build_http_app, open_archive
+from hounsfield.bootstrap import (
+    Archive,
+    build_dimse_server,
+    build_http_app,
+    check_exposure,
+    open_archive,
+)
 from hounsfield.config import Settings
 from hounsfield.config.tls import server_context
 from hounsfield.frontends.dimse.server import DimseServer
@@ -53,6 +59,7 @@ async def _start_dimse(settings: Settings, dimse: DimseServer) -> None:
 
 
 def run(settings: Settings) -> None:
+    check_exposure(settings)  # before anything is opened or listens
     common = _common(settings)
     log.info(
         "Hounsfield on http%s://%s:%d (DICOMweb /dicom-web, admin /api)%s; index %s; blobs %s",

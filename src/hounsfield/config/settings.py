@@ -27,6 +27,19 @@ _BLOB_SCHEMES = ("file://", "memory://", "s3://", "gs://", "az://")
 # redis/amqp/nats need optional clients; bootstrap names the extra when one is missing.
 _BUS_SCHEMES = ("inprocess://", "redis://", "rediss://", "amqp://", "amqps://", "nats://", "tls://")
 _CACHE_SCHEMES = ("memory://", "redis://", "rediss://", "none://")
+#: Public-key JWS algorithms (RFC 7518 3.1, RFC 8037); none and HMAC are never accepted.
+_JWT_ALGORITHMS = (
+    "RS256",
+    "RS384",
+    "RS512",
+    "PS256",
+    "PS384",
+    "PS512",
+    "ES256",
+    "ES384",
+    "ES512",
+    "EdDSA",
+)
 
 
 class ConfigError(ValueError):
@@ -80,8 +93,23 @@ class Settings:
     qido_max_limit: int
     max_request_bytes: int
     cors_origins: tuple[str, ...]
+    allow_unauthenticated: bool
+    auth_api_keys: bool
+    auth_oidc_issuer: str
+    auth_oidc_audience: str
+    auth_oidc_jwks_url: str
+    auth_oidc_algorithms: tuple[str, ...]
+    auth_clock_skew_seconds: int
+    auth_jwks_min_refresh_seconds: int
+    auth_roles_claim: str
+    auth_partitions_claim: str
     http_workers: int
     log_level: str
+
+    @property
+    def authentication_enabled(self) -> bool:
+        """Whether HTTP requests must carry credentials (OIDC tokens or API keys)."""
+        return bool(self.auth_oidc_issuer) or self.auth_api_keys
 
     @property
     def staging_dir(self) -> Path:
@@ -218,6 +246,34 @@ def _validate(values: dict[str, Any]) -> None:
             )
 
 
+def _validate_auth(values: dict[str, Any]) -> None:
+    issuer = values["auth_oidc_issuer"]
+    if issuer:
+        if not issuer.startswith(("https://", "http://")):
+            raise ConfigError(f"setting 'auth_oidc_issuer': {issuer!r} is not an http(s) URL")
+        if not values["auth_oidc_audience"]:
+            raise ConfigError(
+                "setting 'auth_oidc_audience' is required with auth_oidc_issuer: the `aud` "
+                "tokens for this archive carry"
+            )
+    jwks = values["auth_oidc_jwks_url"]
+    if jwks and not jwks.startswith(("https://", "http://")):
+        raise ConfigError(f"setting 'auth_oidc_jwks_url': {jwks!r} is not an http(s) URL")
+    algorithms = values["auth_oidc_algorithms"]
+    refused = [a for a in algorithms if a not in _JWT_ALGORITHMS]
+    if refused or not algorithms:
+        raise ConfigError(
+            f"setting 'auth_oidc_algorithms': {', '.join(refused) or 'an empty list'} not "
+            f"allowed (choose from {', '.join(_JWT_ALGORITHMS)})"
+        )
+    for key in ("auth_clock_skew_seconds", "auth_jwks_min_refresh_seconds"):
+        if values[key] < 0:
+            raise ConfigError(f"setting {key!r}: must not be negative, got {values[key]}")
+    for key in ("auth_roles_claim", "auth_partitions_claim"):
+        if not values[key].strip():
+            raise ConfigError(f"setting {key!r}: must name a token claim")
+
+
 def load_settings(
     config_file: Path | None = None, environ: Mapping[str, str] | None = None
 ) -> Settings:
@@ -250,5 +306,6 @@ def load_settings(
     if not values["blob_url"]:
         values["blob_url"] = f"file://{data_dir / 'blobs'}"
     _validate(values)
+    _validate_auth(values)
     fields = {f.name for f in dataclasses.fields(Settings)}
     return Settings(**{k: v for k, v in values.items() if k in fields})

@@ -1,5 +1,10 @@
 """The HTTP application: DICOMweb under /dicom-web, the admin API under /api.
 
+Every request but the health probe is authenticated (when an authenticator is configured)
+and authorized by the route's requirement (frontends/http/security.py) before its handler
+runs; without an authenticator, which the server allows on loopback only unless told
+otherwise (bootstrap.check_exposure), the caller is the anonymous operator.
+
 Errors become small JSON documents with the status chosen by the handler (PS3.18 8.5); anything
 unexpected is a 500 whose details go to the log, never to the client.
 """
@@ -16,6 +21,7 @@ import orjson
 
 from hounsfield import __version__
 from hounsfield.domain.errors import InvalidQueryError, NotFoundError
+from hounsfield.domain.security import AuthenticationError, anonymous
 from hounsfield.frontends.admin.api import add_admin_routes
 from hounsfield.frontends.dicomweb.context import Context, DicomWebOptions
 from hounsfield.frontends.dicomweb.routes import add_dicomweb_routes
@@ -29,6 +35,8 @@ from hounsfield.frontends.http.core import (
     Send,
     json_response,
 )
+from hounsfield.frontends.http.security import authorize, requirement
+from hounsfield.ports.auth import Authenticator
 from hounsfield.services.container import Services
 
 log = logging.getLogger(__name__)
@@ -78,8 +86,11 @@ class HttpApp:
         is_ready: Callable[[], bool] = lambda: True,
         background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
         on_shutdown: Callable[[], None] = lambda: None,
+        authenticator: Authenticator | None = None,
     ) -> None:
         self.options = options
+        self.authenticator = authenticator
+        self._anonymous = anonymous(options.dicomweb.default_partition)
         self._background = background
         self._on_shutdown = on_shutdown
         self._tasks: list[asyncio.Task[None]] = []
@@ -134,8 +145,9 @@ class HttpApp:
             await Response(204, b"", preflight)(send)
             return
         try:
-            handler, params = self.router.resolve(request.method, request.path)
+            handler, params, template = self.router.resolve_route(request.method, request.path)
             request.params = params
+            await self._authenticate(request, template)
             response = await handler(request)
         except HttpError as exc:
             response = _error(exc.status, exc.message, exc.headers)
@@ -149,6 +161,36 @@ class HttpApp:
         if request.method == "HEAD":
             response = Response(response.status, b"", response.headers)
         await response(send, cors)
+
+    async def _authenticate(self, request: Request, template: str) -> None:
+        """Set `request.principal`, or raise 401 (no or bad credentials, RFC 6750 3) or 403
+        (not allowed)."""
+        need = requirement(request.method, template)
+        if need is None:
+            return
+        if self.authenticator is None:
+            request.principal = self._anonymous
+            return
+        try:
+            principal = await asyncio.to_thread(self.authenticator.authenticate, request.headers)
+        except AuthenticationError as exc:
+            client = request.scope.get("client") or ("?", 0)
+            log.info("authentication failed from %s: %s", client[0], exc)
+            reason = str(exc).replace('"', "'").replace("\\", "/")
+            challenge = (
+                f'Bearer realm="hounsfield", error="invalid_token", error_description="{reason}"'
+            )
+            raise HttpError(
+                401, f"authentication failed: {exc}", [("www-authenticate", challenge)]
+            ) from None
+        if principal is None:
+            raise HttpError(
+                401,
+                "authentication required: a bearer token or an API key",
+                [("www-authenticate", 'Bearer realm="hounsfield"')],
+            )
+        authorize(principal, need)
+        request.principal = principal
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

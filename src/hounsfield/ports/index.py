@@ -15,6 +15,7 @@ from typing import Any, Literal, Protocol
 
 from hounsfield.domain.model import ByteRange, DicomJson, Level, PixelLayout
 from hounsfield.domain.query import Query
+from hounsfield.ports.auth import ApiKeyStore
 from hounsfield.ports.jobs import JobStore
 
 #: What `mark_stable` scans: series or studies.
@@ -193,6 +194,8 @@ class IndexStore(Protocol):
     jobs: JobStore
     #: Forwarding rules (services/forwarding.py), shared by every replica.
     forward_rules: DocumentStore
+    #: API keys, kept hashed (ports/auth.py).
+    api_keys: ApiKeyStore
 
     def migrate(self) -> None:
         """Create or upgrade the schema (numbered, immutable migrations)."""

@@ -18,8 +18,8 @@ from typing import Any
 
 import orjson
 
-from hounsfield.domain.identifiers import is_valid_partition
 from hounsfield.frontends.http.core import HttpError, Request, Response, Router, json_response
+from hounsfield.frontends.http.security import use_partition
 from hounsfield.ports.jobs import JobFilter, JobState
 from hounsfield.services.container import Services
 from hounsfield.services.forwarding import ForwardingService, ForwardRule, InvalidRuleError
@@ -129,9 +129,10 @@ def add_job_routes(router: Router, services: Services) -> None:
         unknown = sorted(set(data) - {"destination", "study", "series", "sop", "partition"})
         if unknown:
             raise HttpError(400, f"unknown field(s): {', '.join(unknown)}")
-        partition = data.get("partition", "default")
-        if not isinstance(partition, str) or not is_valid_partition(partition):
+        partition = data.get("partition")
+        if partition is not None and not isinstance(partition, str):
             raise HttpError(400, "'partition' must be a valid partition name")
+        partition = use_partition(request, partition)
         destination, study = data.get("destination"), data.get("study")
         if not isinstance(destination, str) or not destination:
             raise HttpError(400, "'destination' must be a remote AE title")
@@ -156,9 +157,10 @@ def add_job_routes(router: Router, services: Services) -> None:
         unknown = sorted(set(data) - {"source", "study", "partition", "priority"})
         if unknown:
             raise HttpError(400, f"unknown field(s): {', '.join(unknown)}")
-        partition = data.get("partition", "default")
-        if not isinstance(partition, str) or not is_valid_partition(partition):
+        partition = data.get("partition")
+        if partition is not None and not isinstance(partition, str):
             raise HttpError(400, "'partition' must be a valid partition name")
+        partition = use_partition(request, partition)
         source, study = data.get("source"), data.get("study")
         priority = data.get("priority", 0)
         if not isinstance(source, str) or not source:

@@ -13,8 +13,8 @@ from typing import Any
 
 import orjson
 
-from hounsfield.domain.identifiers import is_valid_partition
 from hounsfield.frontends.http.core import HttpError, Request, Response, Router, json_response
+from hounsfield.frontends.http.security import use_partition
 from hounsfield.services.container import Services
 from hounsfield.services.mpps import MppsService
 from hounsfield.services.worklist import InvalidWorklistItemError, WorklistService
@@ -22,10 +22,7 @@ from hounsfield.services.worklist import InvalidWorklistItemError, WorklistServi
 
 def _partition(request: Request) -> str:
     values = [v for k, v in request.query_items() if k == "partition"]
-    partition = values[-1] if values else "default"
-    if not is_valid_partition(partition):
-        raise HttpError(400, f"{partition!r} is not a valid partition name")
-    return partition
+    return use_partition(request, values[-1] if values else None)
 
 
 def _service(services: Services) -> WorklistService:

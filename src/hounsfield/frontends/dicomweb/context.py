@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hounsfield.domain.identifiers import is_valid_partition, is_valid_uid
+from hounsfield.domain.identifiers import is_valid_uid
 from hounsfield.frontends.http.core import HttpError, Request
+from hounsfield.frontends.http.security import use_partition
 from hounsfield.services.container import Services
 
 
@@ -23,11 +24,9 @@ class Context:
 
 
 def partition_of(request: Request, options: DicomWebOptions) -> str:
-    """The partition named in the URL (/dicom-web/partitions/{name}/...) or the default."""
-    name = request.params.get("partition", options.default_partition)
-    if not is_valid_partition(name):
-        raise HttpError(400, f"invalid partition name {name!r}")
-    return name
+    """The partition named in the URL (/dicom-web/partitions/{name}/...) or the principal's
+    default; 404 for a partition the principal may not use (frontends/http/security.py)."""
+    return use_partition(request, request.params.get("partition"), options.default_partition)
 
 
 def uid_param(request: Request, name: str) -> str:

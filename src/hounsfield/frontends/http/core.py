@@ -10,6 +10,8 @@ from urllib.parse import unquote, unquote_to_bytes
 
 import orjson
 
+from hounsfield.domain.security import Principal
+
 Scope = dict[str, Any]
 Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -34,6 +36,7 @@ class Request:
         "method",
         "params",
         "path",
+        "principal",
         "query_string",
         "root",
         "scope",
@@ -56,6 +59,8 @@ class Request:
             text = value.decode("latin-1")
             self.headers[key] = f"{self.headers[key]}, {text}" if key in self.headers else text
         self.params: dict[str, str] = {}
+        #: Who makes the request (frontends/http/security.py); None before authentication.
+        self.principal: Principal | None = None
 
     def query_items(self) -> list[tuple[str, str]]:
         """Query parameters in order, percent-decoded (RFC 3986 2.1); '+' is a space as in
@@ -157,7 +162,7 @@ class Router:
     """Path templates with {name} segments; each matches one non-empty segment."""
 
     def __init__(self) -> None:
-        self._routes: list[tuple[re.Pattern[str], dict[str, Handler]]] = []
+        self._routes: list[tuple[re.Pattern[str], dict[str, Handler], str]] = []
         self._index: dict[str, dict[str, Handler]] = {}
 
     def add(self, template: str, methods: Iterable[str], handler: Handler) -> None:
@@ -169,7 +174,7 @@ class Router:
             pattern += re.escape(template[start:]) + "/?"
             table: dict[str, Handler] = {}
             self._index[template] = table
-            self._routes.append((re.compile(pattern), table))
+            self._routes.append((re.compile(pattern), table, template))
         for method in methods:
             self._index[template][method.upper()] = handler
 
@@ -185,10 +190,15 @@ class Router:
         return {template: frozenset(table) for template, table in self._index.items()}
 
     def resolve(self, method: str, path: str) -> tuple[Handler, dict[str, str]]:
-        """The first route whose template and method match; 405 with Allow (RFC 9110 15.5.6)
-        when only other methods match the path, 404 when nothing does."""
+        handler, params, _ = self.resolve_route(method, path)
+        return handler, params
+
+    def resolve_route(self, method: str, path: str) -> tuple[Handler, dict[str, str], str]:
+        """The first route whose template and method match, with the template (which the
+        authorization policy reads); 405 with Allow (RFC 9110 15.5.6) when only other methods
+        match the path, 404 when nothing does."""
         allowed: set[str] = set()
-        for pattern, table in self._routes:
+        for pattern, table, template in self._routes:
             match = pattern.fullmatch(path)
             if match is None:
                 continue
@@ -200,7 +210,7 @@ class Router:
                 params = {k: unquote(v, errors="strict") for k, v in match.groupdict().items()}
             except UnicodeDecodeError as exc:
                 raise HttpError(400, f"path {path!r} is not UTF-8") from exc
-            return handler, params
+            return handler, params, template
         if allowed:
             if "GET" in allowed:
                 allowed.add("HEAD")

@@ -26,6 +26,7 @@ from hounsfield.adapters.index.postgres.migrate import PACKAGE, schema_version
 from hounsfield.adapters.index.postgres.migrate import migrate as run_migrations
 from hounsfield.adapters.index.sql import derived as derived_sql
 from hounsfield.adapters.index.sql import leases, paging, stability
+from hounsfield.adapters.index.sql.apikeys import SqlApiKeyStore
 from hounsfield.adapters.index.sql.dialect import Dialect
 from hounsfield.adapters.index.sql.documents import SqlDocumentTable
 from hounsfield.adapters.index.sql.jobstore import SqlJobStore
@@ -33,6 +34,7 @@ from hounsfield.adapters.index.sql.migrations import discover
 from hounsfield.adapters.index.sql.rows import dumps
 from hounsfield.domain.model import Level
 from hounsfield.domain.query import Query
+from hounsfield.ports.auth import ApiKeyStore
 from hounsfield.ports.index import (
     BeginOutcome,
     DeletedInstances,
@@ -101,6 +103,8 @@ class PostgresIndex:
         self.forward_rules: DocumentStore = SqlDocumentTable(
             DIALECT, self._run_job_write, self._read, "forward_rules"
         )
+        #: API keys, hashed (ports/auth.py).
+        self.api_keys: ApiKeyStore = SqlApiKeyStore(DIALECT, self._run_job_write, self._read)
 
     @classmethod
     def from_url(cls, url: str, *, durable: bool = True) -> PostgresIndex:

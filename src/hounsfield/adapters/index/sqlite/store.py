@@ -18,6 +18,7 @@ from typing import TypeVar
 
 from hounsfield.adapters.index.sql import derived as derived_sql
 from hounsfield.adapters.index.sql import leases, paging, stability
+from hounsfield.adapters.index.sql.apikeys import SqlApiKeyStore
 from hounsfield.adapters.index.sql.dialect import Dialect
 from hounsfield.adapters.index.sql.documents import SqlDocumentTable
 from hounsfield.adapters.index.sql.jobstore import SqlJobStore
@@ -33,6 +34,7 @@ from hounsfield.adapters.index.sqlite.migrate import migrate as run_migrations
 from hounsfield.adapters.index.sqlite.write import write_events
 from hounsfield.domain.model import Level
 from hounsfield.domain.query import Query
+from hounsfield.ports.auth import ApiKeyStore
 from hounsfield.ports.index import (
     BeginOutcome,
     DeletedInstances,
@@ -95,6 +97,8 @@ class SqliteIndex:
         self.forward_rules: DocumentStore = SqlDocumentTable(
             DIALECT, self._committer.run, self._read, "forward_rules"
         )
+        #: API keys, hashed (ports/auth.py).
+        self.api_keys: ApiKeyStore = SqlApiKeyStore(DIALECT, self._committer.run, self._read)
 
     # -- lifecycle -----------------------------------------------------------------------
 
