@@ -50,6 +50,7 @@ from hounsfield.services.commitment import CommitmentService
 from hounsfield.services.container import Services
 from hounsfield.services.derived import DERIVE_JOB, DerivedCopyService, parse_policy
 from hounsfield.services.dicom_send import DicomSendService
+from hounsfield.services.erasure import PatientDataService, RetentionPolicy, RetentionService
 from hounsfield.services.events import (
     IndexRelayPosition,
     RelayPosition,
@@ -81,6 +82,7 @@ from hounsfield.services.worklist import WorklistService
 log = logging.getLogger(__name__)
 
 SWEEP_INTERVAL_SECONDS = 300.0
+RETENTION_INTERVAL_SECONDS = 3600.0
 #: The consumer groups of the webhook sender and of the forwarding rules on the bus.
 WEBHOOK_GROUP = "webhooks"
 FORWARDING_GROUP = "forwarding"
@@ -279,6 +281,7 @@ def open_archive(settings: Settings) -> Archive:
     blobs = open_blobs(settings.blob_url)
     cache = open_cache(settings.cache_url)
     documents = MetadataDocuments(cache) if cache is not None else None
+    rendered = RenderedOutputs(cache) if cache is not None else None
     # Durable archives start the writeback of uploads as they arrive (services/staging.py).
     staging = StagingArea(settings.staging_dir, writeback=settings.durable)
     duplicate_policy: DuplicatePolicy = (
@@ -296,9 +299,10 @@ def open_archive(settings: Settings) -> Archive:
     )
     pixels = PixelService(
         retrieve,
-        RenderedOutputs(cache) if cache is not None else None,
+        rendered,
         copies=derived.copy_for,
     )
+    lifecycle = LifecycleService(index, blobs, documents)
     network = open_dicom_network(settings)
     dicom_send = DicomSendService(network, blobs, calling_ae=settings.ae_title, transcoder=pixels)
     services = Services(
@@ -313,7 +317,7 @@ def open_archive(settings: Settings) -> Archive:
         query=QueryService(index, max_limit=settings.qido_max_limit),
         retrieve=retrieve,
         pixels=pixels,
-        lifecycle=LifecycleService(index, blobs, documents),
+        lifecycle=lifecycle,
         admin=AdminService(index),
         integrity=IntegrityService(index, blobs),
         staging=staging,
@@ -327,6 +331,7 @@ def open_archive(settings: Settings) -> Archive:
         forwarding=ForwardingService(index, dicom_send),
         fetching=FetchService(index, network, ae_title=settings.ae_title),
         derived=derived,
+        patients=PatientDataService(index, blobs, lifecycle, rendered),
     )
     return Archive(settings, index, blobs, services, cache)
 
@@ -467,6 +472,23 @@ def background_tasks(archive: Archive, *, run_jobs: bool) -> list[BackgroundTask
             await run_consumer(open_bus, DERIVED_GROUP, derived.on_event)
 
         tasks.append(derived_consumer)
+    if settings.retention_days:
+        retention = RetentionService(
+            archive.index,
+            archive.services.lifecycle,
+            RetentionPolicy.parse(settings.retention_days),
+        )
+
+        async def retention_task() -> None:
+            while True:
+                try:
+                    while await asyncio.to_thread(retention.apply_once):
+                        pass
+                except Exception:
+                    log.exception("retention failed; retrying")
+                await asyncio.sleep(RETENTION_INTERVAL_SECONDS)
+
+        tasks.append(retention_task)
     if (monitor := build_stability_monitor(archive)) is not None:
         tasks.append(monitor.run_async)
     if run_jobs:

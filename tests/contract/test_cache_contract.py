@@ -181,3 +181,15 @@ def test_threads_share_one_cache(cache: Cache) -> None:
         thread.join()
     assert errors == []
     assert cache.get_many([f"t{n}-49" for n in range(4)]) == [f"{n}:49".encode() for n in range(4)]
+
+
+def test_delete_prefix_removes_exactly_the_keys_under_it(cache: Cache) -> None:
+    for key in ("r:p:1.2:a", "r:p:1.2:b", "r:p:1.20:a", "r:p:1.2*x", "m:p:1.2"):
+        cache.set(key, key.encode())
+    assert cache.delete_prefix("r:p:1.2:") == 2
+    assert cache.get_many(["r:p:1.2:a", "r:p:1.2:b"]) == [None, None]
+    assert cache.get("r:p:1.20:a") == b"r:p:1.20:a"
+    assert cache.delete_prefix("r:p:1.2*") == 1  # a glob character is matched literally
+    assert cache.get("r:p:1.20:a") == b"r:p:1.20:a"
+    assert cache.get("m:p:1.2") == b"m:p:1.2"
+    assert cache.delete_prefix("nothing:") == 0

@@ -6,7 +6,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -268,6 +268,60 @@ def keys_revoke(ctx: click.Context, key_id: str) -> None:
     from hounsfield.cli.keys import revoke_key
 
     revoke_key(_settings(ctx), key_id)
+
+
+@cli.group()
+def patient() -> None:
+    """One patient's data: erase it everywhere (GDPR) or export it (right of access)."""
+
+
+_PATIENT_OPTIONS = [
+    click.option("--patient-id", required=True, help="The exact Patient ID."),
+    click.option("--issuer", default=None, help="Issuer of Patient ID, when IDs are not unique."),
+    click.option("--partition", default=None, help="Partition (default: the default)."),
+]
+
+
+def _patient_options(function: Any) -> Any:
+    for option in reversed(_PATIENT_OPTIONS):
+        function = option(function)
+    return function
+
+
+@patient.command("erase")
+@_patient_options
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_context
+def patient_erase(
+    ctx: click.Context, patient_id: str, issuer: str | None, partition: str | None, yes: bool
+) -> None:
+    """Delete every study of the patient: index, blobs, HTJ2K copies, caches, queued jobs."""
+    from hounsfield.cli.patients import erase
+
+    settings = _settings(ctx)
+    if not yes:
+        click.confirm("Erase every study of this patient? This cannot be undone", abort=True)
+    erase(settings, partition or settings.default_partition, patient_id, issuer)
+
+
+@patient.command("export")
+@_patient_options
+@click.option("--to", "target", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.pass_context
+def patient_export(
+    ctx: click.Context,
+    patient_id: str,
+    issuer: str | None,
+    partition: str | None,
+    target: Path,
+    quiet: bool,
+) -> None:
+    """Copy every stored object of the patient, untouched, with a manifest (SHA-256)."""
+    from hounsfield.cli.patients import export
+
+    settings = _settings(ctx)
+    export(settings, partition or settings.default_partition, patient_id, issuer, target, not quiet)
 
 
 def main() -> None:

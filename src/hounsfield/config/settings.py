@@ -85,6 +85,7 @@ class Settings:
     htj2k_copies: bool
     htj2k_copy_partitions: tuple[str, ...]
     htj2k_copy_modalities: tuple[str, ...]
+    retention_days: tuple[str, ...]
     default_partition: str
     duplicate_policy: str
     bulk_data_threshold: int
@@ -174,6 +175,12 @@ def _validate(values: dict[str, Any]) -> None:
                 raise ConfigError(
                     f"setting {key!r} is required when http_tls or dimse_tls_port is set"
                 )
+    for entry in values["retention_days"]:
+        partition, sep, days = entry.partition("=")
+        if not sep or not partition.strip() or not days.strip().isdigit() or int(days) < 1:
+            raise ConfigError(
+                f"setting 'retention_days': {entry!r} is not <partition>=<days> (days >= 1)"
+            )
     if values["dimse_tls_verify_client"] and not values["tls_ca_file"]:
         raise ConfigError("setting 'dimse_tls_verify_client' needs 'tls_ca_file' (the client CA)")
     aet = values["ae_title"]

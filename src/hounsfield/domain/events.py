@@ -9,6 +9,8 @@ INSTANCE_STORED = "hounsfield.instance.stored"
 INSTANCE_DELETED = "hounsfield.instance.deleted"
 SERIES_DELETED = "hounsfield.series.deleted"
 STUDY_DELETED = "hounsfield.study.deleted"
+#: Every study of one patient erased on request (GDPR Art. 17); data: the studies' UIDs only.
+PATIENT_ERASED = "hounsfield.patient.erased"
 #: No instance committed to the series / study for the configured quiet period.
 SERIES_STABLE = "hounsfield.series.stable"
 STUDY_STABLE = "hounsfield.study.stable"

@@ -56,4 +56,9 @@ class Cache(Protocol):
     def delete(self, keys: Sequence[str]) -> None:
         """Remove the keys; a missing key is not an error."""
 
+    def delete_prefix(self, prefix: str) -> int:
+        """Remove every key that starts with `prefix` (erasing a patient's rendered images,
+        whose keys hold parameters no one can enumerate); returns how many. Costs a scan of
+        the keys: for rare, deliberate deletions only."""
+
     def close(self) -> None: ...

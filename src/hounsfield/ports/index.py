@@ -284,6 +284,10 @@ class IndexStore(Protocol):
     def derived_blob_keys(self) -> list[str]:
         """Blob keys of every derived copy (integrity checks: they are not orphans)."""
 
+    def studies_unchanged_since(self, partition: str, cutoff: datetime, limit: int) -> list[str]:
+        """Up to `limit` Study Instance UIDs of the partition whose last change (a committed
+        instance) is older than `cutoff`, oldest first (retention)."""
+
     def claim_lease(self, name: str, owner: str, seconds: float) -> int | None:
         """Acquire the named lease if it is free or expired, or renew it if `owner` holds it,
         for `seconds`; return its position, or None while another owner holds it."""

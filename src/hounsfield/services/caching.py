@@ -147,7 +147,17 @@ class RenderedOutputs(_Guarded):
 
     @staticmethod
     def key(instance: StoredInstance, variant: str) -> str:
-        return f"r:{instance.partition}:{instance.sop_uid}:{instance.sha256}:{variant}"
+        """Keyed under the study, so that erasing a patient drops a study's outputs with one
+        prefix deletion (`forget_study`) whatever rendering parameters were asked for."""
+        return (
+            f"r:{instance.partition}:{instance.study_uid}:{instance.sop_uid}"
+            f":{instance.sha256}:{variant}"
+        )
+
+    def forget_study(self, partition: str, study_uid: str) -> int:
+        """Drop every cached output of a study; returns how many. Raises CacheUnavailable
+        when the cache cannot be reached: an erasure must not pass over it silently."""
+        return self.cache.delete_prefix(f"r:{partition}:{study_uid}:")
 
     def get(self, instance: StoredInstance, variant: str) -> bytes | None:
         return self._call(lambda: self.cache.get(self.key(instance, variant)), None)

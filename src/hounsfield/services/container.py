@@ -9,6 +9,7 @@ from hounsfield.services.changefeed import ChangeFeedService
 from hounsfield.services.commitment import CommitmentService
 from hounsfield.services.derived import DerivedCopyService
 from hounsfield.services.dicom_send import DicomSendService
+from hounsfield.services.erasure import PatientDataService
 from hounsfield.services.fetching import FetchService
 from hounsfield.services.forwarding import ForwardingService
 from hounsfield.services.ingest import IngestService
@@ -54,3 +55,5 @@ class Services:
     fetching: FetchService | None = None
     #: HTJ2K copies of slow-to-decode instances (services/derived.py).
     derived: DerivedCopyService | None = None
+    #: Erasure and export of one patient's data; retention (services/erasure.py).
+    patients: PatientDataService | None = None

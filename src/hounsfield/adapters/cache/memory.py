@@ -95,6 +95,13 @@ class MemoryCache:
             for key in keys:
                 self._remove(key)
 
+    def delete_prefix(self, prefix: str) -> int:
+        with self._lock:
+            doomed = [key for key in self._entries if key.startswith(prefix)]
+            for key in doomed:
+                self._remove(key)
+        return len(doomed)
+
     def close(self) -> None:
         with self._lock:
             self._entries.clear()

@@ -90,8 +90,28 @@ class RedisCache:
             # UNLINK frees the memory in the background: a large value never stalls Redis.
             self.client.unlink(*[self._key(k) for k in keys])
 
+    def delete_prefix(self, prefix: str) -> int:
+        """SCAN (incremental, never blocks Redis like KEYS would) and UNLINK in batches."""
+        pattern = _glob_escape(self._key(prefix)) + "*"
+        removed = 0
+        with _unavailable():
+            batch: list[bytes] = []
+            for key in self.client.scan_iter(match=pattern, count=1000):
+                batch.append(key)
+                if len(batch) >= 1000:
+                    removed += int(self.client.unlink(*batch))
+                    batch = []
+            if batch:
+                removed += int(self.client.unlink(*batch))
+        return removed
+
     def close(self) -> None:
         self.client.close()
+
+
+def _glob_escape(text: str) -> str:
+    """Redis MATCH patterns are globs: keys may hold *, ?, [ or \\ (UIDs do not, names may)."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
 def _milliseconds(ttl: float | None) -> int | None:

@@ -13,6 +13,7 @@ from hounsfield import __version__
 from hounsfield.domain.identifiers import is_valid_partition
 from hounsfield.frontends.admin.jobs import add_job_routes
 from hounsfield.frontends.admin.openapi import openapi_document
+from hounsfield.frontends.admin.patients import add_patient_routes
 from hounsfield.frontends.admin.worklist import add_mpps_routes, add_worklist_routes
 from hounsfield.frontends.http.core import HttpError, Request, Response, Router, json_response
 from hounsfield.ports.index import RemoteAE
@@ -93,6 +94,7 @@ def add_admin_routes(router: Router, services: Services, is_ready: Any) -> None:
     add_worklist_routes(router, services)
     add_mpps_routes(router, services)
     add_job_routes(router, services)
+    add_patient_routes(router, services)
 
     @router.route("/api/stats", "GET")
     async def stats(request: Request) -> Response:

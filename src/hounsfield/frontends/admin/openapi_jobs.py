@@ -128,6 +128,33 @@ def job_paths() -> dict[str, Any]:
                 },
             }
         },
+        "/api/patients/erase": {
+            "post": {
+                "summary": "Erase every study of one patient in a partition (GDPR Art. 17)",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["patientId"],
+                                "additionalProperties": False,
+                                "properties": {
+                                    "patientId": {"type": "string"},
+                                    "issuerOfPatientId": {"type": "string"},
+                                    "partition": {"type": "string", "default": "default"},
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _json({"type": "object"}, "erased: studies and counts"),
+                    "404": _json(_ERROR, "no study of this patient"),
+                    "503": _json(_ERROR, "cache unreachable; nothing erased"),
+                },
+            }
+        },
         "/api/forward-rules": {
             "get": {
                 "summary": "Forwarding rules, by name",

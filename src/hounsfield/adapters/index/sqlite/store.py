@@ -249,6 +249,12 @@ class SqliteIndex:
     def derived_blob_keys(self) -> list[str]:
         return self._read(lambda c: derived_sql.all_blob_keys(DIALECT, c))
 
+    def studies_unchanged_since(self, partition: str, cutoff: datetime, limit: int) -> list[str]:
+        seconds = _timestamp(cutoff)
+        return self._read(
+            lambda c: stability.studies_unchanged_since(DIALECT, c, partition, seconds, limit)
+        )
+
     def claim_lease(self, name: str, owner: str, seconds: float) -> int | None:
         return self._committer.run(
             lambda c: leases.claim(DIALECT, c, name, owner, seconds, time.time()), durable=False

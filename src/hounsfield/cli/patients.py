@@ -1,0 +1,69 @@
+"""`hounsfield patient erase|export`: one patient's data, erased everywhere or copied out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from hounsfield.bootstrap import open_archive
+from hounsfield.config import Settings
+from hounsfield.domain.errors import NotFoundError
+
+
+def erase(settings: Settings, partition: str, patient_id: str, issuer: str | None) -> None:
+    archive = open_archive(settings)
+    try:
+        patients = archive.services.patients
+        assert patients is not None
+        try:
+            report = patients.erase(partition, patient_id, issuer)
+        except NotFoundError as exc:
+            raise click.ClickException(str(exc)) from None
+    finally:
+        archive.close()
+    click.echo(
+        f"erased {len(report.studies)} studies, {report.instances} instances"
+        f" ({report.cancelled_jobs} queued jobs cancelled, {report.cached_images} cached images)"
+    )
+
+
+def export(
+    settings: Settings,
+    partition: str,
+    patient_id: str,
+    issuer: str | None,
+    target: Path,
+    progress: bool,
+) -> None:
+    archive = open_archive(settings)
+    try:
+        patients = archive.services.patients
+        assert patients is not None
+        try:
+            studies = patients.studies_of(partition, patient_id, issuer)
+            total = sum(len(archive.index.instances(partition, study)) for study in studies)
+            with Progress(
+                TextColumn("exporting"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                disable=not progress,
+            ) as bar:
+                task = bar.add_task("export", total=total)
+                report = patients.export(
+                    partition,
+                    patient_id,
+                    target,
+                    issuer,
+                    progress=lambda n: bar.advance(task, n),
+                )
+        except NotFoundError as exc:
+            raise click.ClickException(str(exc)) from None
+    finally:
+        archive.close()
+    click.echo(
+        f"exported {report.instances} instances of {report.studies} studies"
+        f" ({report.bytes} bytes); manifest {report.manifest}"
+    )

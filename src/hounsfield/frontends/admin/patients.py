@@ -1,0 +1,67 @@
+"""Admin API for one patient's data (GDPR erasure, HIPAA/GDPR access): `POST /api/patients/erase`.
+
+The patient is named in the JSON body, never in the URL: URLs end up in access logs, proxies
+and browser histories, and a Patient ID is PHI. Body: `{"patientId": ..., "issuerOfPatientId":
+..., "partition": ...}`; the answer lists the erased studies' UIDs and counts. 404 when the
+partition holds no study of the patient; 503 when the cache cannot be reached (nothing is
+erased then, so the request can simply be repeated).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+
+from hounsfield.domain.errors import NotFoundError
+from hounsfield.domain.identifiers import is_valid_partition
+from hounsfield.frontends.http.core import HttpError, Request, Response, Router, json_response
+from hounsfield.ports.cache import CacheUnavailable
+from hounsfield.services.container import Services
+
+
+def _body(raw: bytes) -> tuple[str, str, str | None]:
+    try:
+        data: Any = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise HttpError(400, f"body is not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise HttpError(400, "body must be a JSON object")
+    unknown = sorted(set(data) - {"patientId", "issuerOfPatientId", "partition"})
+    if unknown:
+        raise HttpError(400, f"unknown field(s): {', '.join(unknown)}")
+    patient_id, issuer = data.get("patientId"), data.get("issuerOfPatientId")
+    partition = data.get("partition", "default")
+    if not isinstance(patient_id, str) or not patient_id.strip():
+        raise HttpError(400, "'patientId' must be the patient's exact Patient ID")
+    if any(c in patient_id for c in "*?\\"):
+        raise HttpError(400, "'patientId' must not hold wildcards or several values")
+    if issuer is not None and not isinstance(issuer, str):
+        raise HttpError(400, "'issuerOfPatientId' must be a string")
+    if not isinstance(partition, str) or not is_valid_partition(partition):
+        raise HttpError(400, "'partition' must be a valid partition name")
+    return partition, patient_id, issuer or None
+
+
+def add_patient_routes(router: Router, services: Services) -> None:
+    @router.route("/api/patients/erase", "POST")
+    async def erase(request: Request) -> Response:
+        if services.patients is None:
+            raise HttpError(503, "patient erasure is not configured")
+        partition, patient_id, issuer = _body(await request.body(1 << 16))
+        try:
+            report = await asyncio.to_thread(services.patients.erase, partition, patient_id, issuer)
+        except NotFoundError:
+            raise HttpError(404, "no study of this patient in the partition") from None
+        except CacheUnavailable:
+            raise HttpError(503, "the cache is unreachable: nothing was erased, retry") from None
+        return json_response(
+            {
+                "partition": partition,
+                "studies": report.studies,
+                "instances": report.instances,
+                "cancelledJobs": report.cancelled_jobs,
+                "cachedImages": report.cached_images,
+            }
+        )
