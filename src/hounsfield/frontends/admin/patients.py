@@ -15,13 +15,13 @@ from typing import Any
 import orjson
 
 from hounsfield.domain.errors import NotFoundError
-from hounsfield.domain.identifiers import is_valid_partition
 from hounsfield.frontends.http.core import HttpError, Request, Response, Router, json_response
+from hounsfield.frontends.http.security import use_partition
 from hounsfield.ports.cache import CacheUnavailable
 from hounsfield.services.container import Services
 
 
-def _body(raw: bytes) -> tuple[str, str, str | None]:
+def _body(request: Request, raw: bytes) -> tuple[str, str, str | None]:
     try:
         data: Any = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -32,16 +32,17 @@ def _body(raw: bytes) -> tuple[str, str, str | None]:
     if unknown:
         raise HttpError(400, f"unknown field(s): {', '.join(unknown)}")
     patient_id, issuer = data.get("patientId"), data.get("issuerOfPatientId")
-    partition = data.get("partition", "default")
+    partition = data.get("partition")
     if not isinstance(patient_id, str) or not patient_id.strip():
         raise HttpError(400, "'patientId' must be the patient's exact Patient ID")
     if any(c in patient_id for c in "*?\\"):
         raise HttpError(400, "'patientId' must not hold wildcards or several values")
     if issuer is not None and not isinstance(issuer, str):
         raise HttpError(400, "'issuerOfPatientId' must be a string")
-    if not isinstance(partition, str) or not is_valid_partition(partition):
-        raise HttpError(400, "'partition' must be a valid partition name")
-    return partition, patient_id, issuer or None
+    if partition is not None and not isinstance(partition, str):
+        raise HttpError(400, "'partition' must be a partition name")
+    # The principal's own partitions only (another one is answered 404, as if absent).
+    return use_partition(request, partition), patient_id, issuer or None
 
 
 def add_patient_routes(router: Router, services: Services) -> None:
@@ -49,7 +50,7 @@ def add_patient_routes(router: Router, services: Services) -> None:
     async def erase(request: Request) -> Response:
         if services.patients is None:
             raise HttpError(503, "patient erasure is not configured")
-        partition, patient_id, issuer = _body(await request.body(1 << 16))
+        partition, patient_id, issuer = _body(request, await request.body(1 << 16))
         try:
             report = await asyncio.to_thread(services.patients.erase, partition, patient_id, issuer)
         except NotFoundError:

@@ -21,7 +21,13 @@ from hounsfield.frontends.http.core import HttpError, Request
 PUBLIC_ROUTES = frozenset({"/api/health"})
 #: Admin routes that act on one partition, named by the request (`?partition=` or the body);
 #: their handlers check it with `use_partition`. Other admin routes span every partition.
-_PARTITION_ADMIN = ("/api/worklist", "/api/mpps", "/api/forward", "/api/fetch")
+_PARTITION_ADMIN = (
+    "/api/worklist",
+    "/api/mpps",
+    "/api/forward",
+    "/api/fetch",
+    "/api/patients",
+)
 #: Non-PHI descriptions of the service, open to any authenticated principal.
 _DESCRIPTIONS = frozenset({"/dicom-web", "/api/openapi.json"})
 
