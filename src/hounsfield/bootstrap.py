@@ -43,6 +43,7 @@ from hounsfield.ports.cache import Cache
 from hounsfield.ports.index import Event, IndexStore
 from hounsfield.services.admin import AdminService
 from hounsfield.services.apikeys import ApiKeyService
+from hounsfield.services.audit import AuditService
 from hounsfield.services.caching import MetadataDocuments, RenderedOutputs
 from hounsfield.services.changefeed import ChangeFeedService
 from hounsfield.services.cloudevents import default_source
@@ -261,6 +262,8 @@ class Archive:
     cache: Cache | None = None
 
     def close(self) -> None:
+        if self.services.audit is not None:
+            self.services.audit.close()  # what is queued is written before the index closes
         self.index.close()
         if self.cache is not None:
             self.cache.close()
@@ -332,8 +335,37 @@ def open_archive(settings: Settings) -> Archive:
         fetching=FetchService(index, network, ae_title=settings.ae_title),
         derived=derived,
         patients=PatientDataService(index, blobs, lifecycle, rendered),
+        audit=open_audit(settings, index),
     )
     return Archive(settings, index, blobs, services, cache)
+
+
+def open_audit(settings: Settings, index: IndexStore) -> AuditService | None:
+    """The audit trail in the index, with a copy to syslog when `audit_syslog_url` is set."""
+    if not settings.audit_enabled:
+        return None
+    sinks = []
+    if settings.audit_syslog_url:
+        from hounsfield.adapters.audit_syslog import SyslogSink
+
+        try:
+            sinks.append(
+                SyslogSink(
+                    settings.audit_syslog_url,
+                    ca_file=settings.audit_syslog_ca_file,
+                    cert_file=settings.audit_syslog_cert_file,
+                    key_file=settings.audit_syslog_key_file,
+                )
+            )
+        except (ValueError, OSError) as exc:
+            raise ConfigError(f"setting 'audit_syslog_url': {exc}") from None
+    return AuditService(
+        index.audit,
+        sinks,
+        source_id=settings.ae_title,
+        index=index,
+        queue_size=settings.audit_queue_size,
+    )
 
 
 def open_dicom_network(settings: Settings) -> PynetdicomNetwork:

@@ -149,6 +149,14 @@ class PostgresSchemas:
         with psycopg.connect(self.url, autocommit=True) as conn:
             conn.execute(f'SET search_path TO "{schema}"')
             exists = conn.execute("SELECT to_regclass('outbox')").fetchone()
+            audited = conn.execute("SELECT to_regclass('audit_log')").fetchone()
+            # The audit trail is append-only (a trigger refuses deletes): not reusable.
+            if (
+                audited is not None
+                and audited[0] is not None
+                and conn.execute("SELECT count(*) FROM audit_log").fetchone() != (0,)
+            ):
+                exists = None
             if exists is not None and exists[0] is not None:
                 conn.execute(";".join(f"DELETE FROM {t}" for t in _TABLES))
                 self.free.append(schema)

@@ -324,6 +324,20 @@ def patient_export(
     export(settings, partition or settings.default_partition, patient_id, issuer, target, not quiet)
 
 
+@cli.group()
+def audit() -> None:
+    """The audit trail (PS3.15 audit messages, hash-chained in the index)."""
+
+
+@audit.command("verify")
+@click.pass_context
+def audit_verify(ctx: click.Context) -> None:
+    """Check the hash chain of the audit trail: exit 1 and name the first broken record."""
+    from hounsfield.cli.audit import run_verify
+
+    run_verify(_settings(ctx))
+
+
 def main() -> None:
     cli(prog_name="hounsfield")
 

@@ -106,6 +106,13 @@ class Settings:
     auth_partitions_claim: str
     http_workers: int
     log_level: str
+    audit_enabled: bool
+    audit_queue_size: int
+    audit_syslog_url: str
+    audit_syslog_ca_file: str
+    audit_syslog_cert_file: str
+    audit_syslog_key_file: str
+    deidentify_salt: str
 
     @property
     def authentication_enabled(self) -> bool:
@@ -209,6 +216,7 @@ def _validate(values: dict[str, Any]) -> None:
         "jobs_lease_seconds",
         "jobs_retry_base_seconds",
         "jobs_retry_max_seconds",
+        "audit_queue_size",
     ):
         if values[key] < 1:
             raise ConfigError(f"setting {key!r}: must be at least 1, got {values[key]}")
@@ -240,6 +248,11 @@ def _validate(values: dict[str, Any]) -> None:
     ):
         if values[key] < 0:
             raise ConfigError(f"setting {key!r}: must not be negative, got {values[key]}")
+    syslog = values["audit_syslog_url"]
+    if syslog and not syslog.startswith(("tcp://", "tls://")):
+        raise ConfigError(
+            f"setting 'audit_syslog_url': {syslog!r} must be tcp://host:port or tls://host:port"
+        )
     for key, schemes in (
         ("index_url", _INDEX_SCHEMES),
         ("blob_url", _BLOB_SCHEMES),

@@ -25,6 +25,7 @@ from hounsfield.domain.security import AuthenticationError, anonymous
 from hounsfield.frontends.admin.api import add_admin_routes
 from hounsfield.frontends.dicomweb.context import Context, DicomWebOptions
 from hounsfield.frontends.dicomweb.routes import add_dicomweb_routes
+from hounsfield.frontends.http.audit import HttpAuditor, Pending
 from hounsfield.frontends.http.core import (
     HttpError,
     Receive,
@@ -95,6 +96,12 @@ class HttpApp:
         self._on_shutdown = on_shutdown
         self._tasks: list[asyncio.Task[None]] = []
         self.router = Router()
+        #: One audit message per audited request (frontends/http/audit.py).
+        self._auditor = (
+            HttpAuditor(services.audit, options.dicomweb.default_partition)
+            if services.audit is not None
+            else None
+        )
         ctx = Context(services, options.dicomweb)
         add_dicomweb_routes(self.router, ctx)
         add_admin_routes(self.router, services, is_ready)
@@ -144,10 +151,13 @@ class HttpApp:
             ]
             await Response(204, b"", preflight)(send)
             return
+        pending: Pending | None = None
         try:
             handler, params, template = self.router.resolve_route(request.method, request.path)
             request.params = params
             await self._authenticate(request, template)
+            if self._auditor is not None:
+                pending = await self._auditor.before(request)
             response = await handler(request)
         except HttpError as exc:
             response = _error(exc.status, exc.message, exc.headers)
@@ -158,6 +168,11 @@ class HttpApp:
         except Exception:
             log.exception("unhandled error on %s %s", request.method, request.path)
             response = _error(500, "internal error; see the server log")
+        if self._auditor is not None:
+            try:
+                self._auditor.after(request, response.status, pending)
+            except Exception:
+                log.exception("could not audit %s %s", request.method, request.path)
         if request.method == "HEAD":
             response = Response(response.status, b"", response.headers)
         await response(send, cors)

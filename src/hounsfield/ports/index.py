@@ -15,6 +15,7 @@ from typing import Any, Literal, Protocol
 
 from hounsfield.domain.model import ByteRange, DicomJson, Level, PixelLayout
 from hounsfield.domain.query import Query
+from hounsfield.ports.audit import AuditLog
 from hounsfield.ports.auth import ApiKeyStore
 from hounsfield.ports.jobs import JobStore
 
@@ -192,6 +193,8 @@ class IndexStore(Protocol):
     capabilities: IndexCapabilities
     #: Durable jobs kept in the same database (DESIGN.md key idea 5).
     jobs: JobStore
+    #: The hash-chained audit trail (PS3.15 A.5 messages, ports/audit.py).
+    audit: AuditLog
     #: Forwarding rules (services/forwarding.py), shared by every replica.
     forward_rules: DocumentStore
     #: API keys, kept hashed (ports/auth.py).

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hounsfield.services.admin import AdminService
+from hounsfield.services.audit import AuditService
 from hounsfield.services.changefeed import ChangeFeedService
 from hounsfield.services.commitment import CommitmentService
 from hounsfield.services.derived import DerivedCopyService
@@ -57,3 +58,5 @@ class Services:
     derived: DerivedCopyService | None = None
     #: Erasure and export of one patient's data; retention (services/erasure.py).
     patients: PatientDataService | None = None
+    #: The audit trail (PS3.15 A.5 messages, services/audit.py); None when it is off.
+    audit: AuditService | None = None

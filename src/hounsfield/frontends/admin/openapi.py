@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hounsfield.frontends.admin.openapi_audit import audit_paths
 from hounsfield.frontends.admin.openapi_jobs import job_paths, job_schemas
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
@@ -168,6 +169,7 @@ def openapi_document(version: str) -> dict[str, Any]:
                 }
             },
             **job_paths(),
+            **audit_paths(),
         },
         "components": {
             "schemas": {

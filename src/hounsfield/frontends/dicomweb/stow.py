@@ -22,6 +22,7 @@ from hounsfield.frontends.dicomweb.context import (
     uid_param,
 )
 from hounsfield.frontends.dicomweb.dicomxml import to_xml
+from hounsfield.frontends.http.audit import STUDIES_KEY
 from hounsfield.frontends.http.core import HttpError, Request, Response
 from hounsfield.frontends.http.mediatypes import parse_accept, parse_media_type
 from hounsfield.frontends.http.multipart import MultipartParser, PartData, PartEnd, PartStart
@@ -68,12 +69,24 @@ async def store(request: Request, ctx: Context) -> Response:
     if not results:
         raise HttpError(400, "the multipart body contains no parts")
     root = service_root(request, partition, ctx.options)
+    request.scope[STUDIES_KEY] = _stored_studies(results)
     body = _response_module(results, root, expected_study)
     status = _http_status(results)
     encoded = to_xml(body) if response_type == DICOM_XML else orjson.dumps(body)
     headers = [("content-type", response_type)]
     headers += [("warning", warning) for warning in _warnings(results)]
     return Response(status, encoded, headers)
+
+
+def _stored_studies(results: list[InstanceResult]) -> dict[str, dict[str, int]]:
+    """{study: {SOP class: count}} of what was stored, for the audit message."""
+    studies: dict[str, dict[str, int]] = {}
+    for result in results:
+        if result.outcome is not Outcome.FAILED and result.study_uid:
+            classes = studies.setdefault(result.study_uid, {})
+            sop_class = result.sop_class_uid or ""
+            classes[sop_class] = classes.get(sop_class, 0) + 1
+    return studies
 
 
 def _warnings(results: list[InstanceResult], most: int = 20) -> list[str]:

@@ -44,6 +44,7 @@ from hounsfield.frontends.dimse.api import (
     PresentationContext,
     Status,
 )
+from hounsfield.frontends.dimse.auditing import AssociationAudit
 from hounsfield.frontends.dimse.commands import CommandSetError, decode_command
 from hounsfield.frontends.dimse.operations import OperationsMixin
 from hounsfield.frontends.dimse.pdu import (
@@ -118,6 +119,14 @@ class DimseAssociation(OperationsMixin):
         self._store_refusal: tuple[int, str] | None = None
         self._lane: ThreadPoolExecutor | None = None
         self._init_operations()
+        #: Audit messages of this association (frontends/dimse/auditing.py).
+        self.audit: AssociationAudit | None = (
+            AssociationAudit(
+                self.services.audit, lambda: (self.calling_ae, self.peer[0], self.partition)
+            )
+            if self.services.audit is not None
+            else None
+        )
 
     # -- timers ----------------------------------------------------------------------------
 
@@ -233,6 +242,8 @@ class DimseAssociation(OperationsMixin):
 
     async def _teardown(self) -> None:
         await self._stop_work()
+        if self.audit is not None:
+            self.audit.close()
         if self._lane is not None:
             self._lane.shutdown(wait=False)  # queued discards still run
         if self._timer is not None:
@@ -485,6 +496,7 @@ class DimseAssociation(OperationsMixin):
     async def _process(self, message: Message, job: object | None) -> None:
         if message.command_field is CommandField.C_STORE_RQ:
             await self.server.store(self, message, job)
+            self.final_status.pop(message.message_id, None)
             return
         sop_class = message.affected_sop_class_uid or message.context.abstract_syntax
         handler = self.server.registry.handler_for(message.command_field, sop_class)
@@ -499,8 +511,16 @@ class DimseAssociation(OperationsMixin):
                 status,
                 command_extra={"ErrorComment": f"{message.command_field.name} not supported"},
             )
+            self.final_status.pop(message.message_id, None)
             return
-        await handler(self, message)
+        try:
+            await handler(self, message)
+        finally:
+            if self.audit is not None:
+                final = self.final_status.pop(message.message_id, None)
+                self.audit.request_done(
+                    message, int(Status.PROCESSING_FAILURE) if final is None else final
+                )
 
     async def send_response(
         self,

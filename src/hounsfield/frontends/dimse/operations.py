@@ -58,6 +58,8 @@ class OperationsMixin:
     def _init_operations(self) -> None:
         self.cancelled: set[int] = set()
         self.answered: set[int] = set()
+        #: The final (non-pending) status sent for each request, by Message ID (for the audit).
+        self.final_status: dict[int, int] = {}
         self._message_id = 0
         self._waiters: dict[int, asyncio.Future[Message]] = {}
         self._aborted = False
@@ -125,6 +127,7 @@ class OperationsMixin:
             )
         if status not in _PENDING:
             self.answered.add(request.message_id)
+            self.final_status[request.message_id] = status
         await self.sender.send(request.context.id, encode_command(command, data is not None), data)
 
     async def send_request(

@@ -109,6 +109,8 @@ class ServerContext:
         else:
             outcome = StoreOutcome(Status.PROCESSING_FAILURE, "no data set received")
         extra = {"ErrorComment": outcome.comment[:64]} if outcome.comment else None
+        if assoc.audit is not None:
+            assoc.audit.stored(outcome.status, outcome.study_uid, outcome.sop_class_uid)
         await assoc.send_response(message, outcome.status, command_extra=extra)
 
 

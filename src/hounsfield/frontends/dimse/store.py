@@ -177,15 +177,19 @@ class DiscardingReceiver:
 class StoreOutcome:
     status: int
     comment: str = ""
+    #: What was stored, for the audit trail (empty when nothing was).
+    study_uid: str = ""
+    sop_class_uid: str = ""
 
 
 def _status_of(result: InstanceResult) -> StoreOutcome:
+    what = {"study_uid": result.study_uid or "", "sop_class_uid": result.sop_class_uid or ""}
     if result.outcome is Outcome.STORED:
-        return StoreOutcome(Status.SUCCESS)
+        return StoreOutcome(Status.SUCCESS, **what)
     if result.outcome is Outcome.WARNING:
         if result.warning is WarningReason.DUPLICATE_KEPT or result.warning is None:
-            return StoreOutcome(Status.SUCCESS)
-        return StoreOutcome(int(result.warning), result.message)
+            return StoreOutcome(Status.SUCCESS, **what)
+        return StoreOutcome(int(result.warning), result.message, **what)
     failure = result.failure if result.failure is not None else FailureReason.PROCESSING_FAILURE
     return StoreOutcome(int(failure), result.message)
 

@@ -27,6 +27,7 @@ from hounsfield.adapters.index.postgres.migrate import migrate as run_migrations
 from hounsfield.adapters.index.sql import derived as derived_sql
 from hounsfield.adapters.index.sql import leases, paging, stability
 from hounsfield.adapters.index.sql.apikeys import SqlApiKeyStore
+from hounsfield.adapters.index.sql.audit import SqlAuditLog
 from hounsfield.adapters.index.sql.dialect import Dialect
 from hounsfield.adapters.index.sql.documents import SqlDocumentTable
 from hounsfield.adapters.index.sql.jobstore import SqlJobStore
@@ -34,6 +35,7 @@ from hounsfield.adapters.index.sql.migrations import discover
 from hounsfield.adapters.index.sql.rows import dumps
 from hounsfield.domain.model import Level
 from hounsfield.domain.query import Query
+from hounsfield.ports.audit import AuditLog
 from hounsfield.ports.auth import ApiKeyStore
 from hounsfield.ports.index import (
     BeginOutcome,
@@ -100,6 +102,8 @@ class PostgresIndex:
         self._close_lock = threading.Lock()
         #: Durable jobs in the same database (ports/jobs.py).
         self.jobs: JobStore = SqlJobStore(DIALECT, self._run_job_write, self._read)
+        #: The hash-chained audit trail (ports/audit.py).
+        self.audit: AuditLog = SqlAuditLog(DIALECT, self._run_job_write, self._read)
         self.forward_rules: DocumentStore = SqlDocumentTable(
             DIALECT, self._run_job_write, self._read, "forward_rules"
         )
