@@ -118,6 +118,9 @@ def test_admin_changes_and_audit_reads_are_audited(archive: RunningServer) -> No
 def test_filters_and_paging(archive: RunningServer) -> None:
     assert httpx.get(archive.url + "/api/audit", params={"type": "nonsense"}).status_code == 400
     assert httpx.get(archive.url + "/api/audit", params={"since": "yesterday"}).status_code == 400
+    for _ in range(3):
+        assert httpx.get(archive.dicomweb + "/studies").status_code in (200, 204)
+    assert len(wait_for(archive, lambda r: True, type="query")) >= 3
     first = records(archive, limit="2")
     assert len(first) == 2 and first[0]["seq"] > first[1]["seq"]
     nxt = records(archive, limit="2", before=str(first[1]["seq"]))
