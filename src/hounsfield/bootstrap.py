@@ -596,6 +596,8 @@ def build_http_app(archive: Archive) -> HttpApp:
             max_request_bytes=settings.max_request_bytes,
         ),
         cors_origins=settings.cors_origins,
+        https=settings.http_tls,
+        rate_limit_per_minute=settings.rate_limit_per_minute,
     )
     return HttpApp(
         archive.services,

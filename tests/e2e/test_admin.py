@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 
 from tests.builders import make_instance, multipart
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, start_server, stop_server
 
 
 def test_health(server: RunningServer) -> None:
@@ -66,3 +68,31 @@ def test_capabilities_and_unknown_routes(server: RunningServer) -> None:
     assert "QIDO-RS" in httpx.get(server.dicomweb).json()["transactions"]
     assert httpx.get(server.dicomweb + "/nothing-here").status_code == 404
     assert httpx.put(server.dicomweb + "/studies").status_code == 405
+
+
+def test_responses_carry_security_headers(server: RunningServer) -> None:
+    for response in (
+        httpx.get(f"{server.dicomweb}/studies"),
+        httpx.get(f"{server.url}/api/stats"),
+        httpx.get(f"{server.dicomweb}/studies/1.2.3/metadata"),  # an error answer too
+    ):
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["content-security-policy"].startswith("default-src 'none'")
+        assert response.headers["referrer-policy"] == "no-referrer"
+        assert response.headers["cache-control"] == "no-store"
+
+
+def test_rate_limit_answers_429_with_retry_after(tmp_path: Path) -> None:
+    (tmp_path / "limited").mkdir()
+    limited = start_server(
+        tmp_path / "limited" / "data", {"HOUNSFIELD_RATE_LIMIT_PER_MINUTE": "30"}
+    )
+    try:
+        statuses = [httpx.get(f"{limited.dicomweb}/studies").status_code for _ in range(10)]
+        assert statuses[:6] == [204] * 6  # a burst of a fifth of the minute's budget
+        assert 429 in statuses
+        refused = httpx.get(f"{limited.dicomweb}/studies")
+        assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
+        assert httpx.get(f"{limited.url}/api/health").status_code == 200  # never limited
+    finally:
+        stop_server(limited)

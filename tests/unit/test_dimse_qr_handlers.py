@@ -154,6 +154,7 @@ def setup(tmp_path: Path) -> Iterator[Setup]:
         qr=QueryRetrieveService(index, ae_title="HOUNSFIELD"),
         dicom_send=None,
         retrieve=SimpleNamespace(blobs=blobs),
+        pixels=None,  # no transcoder: what the peer refuses as stored fails
     )
     try:
         yield Setup(index, blobs, services, [i.sop_uid for i in instances])

@@ -94,6 +94,7 @@ class Settings:
     qido_max_limit: int
     max_request_bytes: int
     cors_origins: tuple[str, ...]
+    rate_limit_per_minute: int
     allow_unauthenticated: bool
     auth_api_keys: bool
     auth_oidc_issuer: str
@@ -243,6 +244,7 @@ def _validate(values: dict[str, Any]) -> None:
         "dimse_timeout",
         "jobs_concurrency",
         "jobs_retention_seconds",
+        "rate_limit_per_minute",
         "series_stable_seconds",
         "study_stable_seconds",
     ):

@@ -36,7 +36,8 @@ from hounsfield.frontends.http.core import (
     Send,
     json_response,
 )
-from hounsfield.frontends.http.security import authorize, requirement
+from hounsfield.frontends.http.protection import RateLimiter, security_headers
+from hounsfield.frontends.http.security import PUBLIC_ROUTES, authorize, requirement
 from hounsfield.ports.auth import Authenticator
 from hounsfield.services.container import Services
 
@@ -47,6 +48,10 @@ log = logging.getLogger(__name__)
 class HttpOptions:
     dicomweb: DicomWebOptions
     cors_origins: tuple[str, ...] = ()
+    #: Served over TLS: adds HSTS (frontends/http/protection.py).
+    https: bool = False
+    #: Requests per minute and principal (or client address); 0 = no limit.
+    rate_limit_per_minute: int = 0
 
 
 def _capabilities() -> dict[str, object]:
@@ -91,6 +96,9 @@ class HttpApp:
     ) -> None:
         self.options = options
         self.authenticator = authenticator
+        self.limiter = (
+            RateLimiter(options.rate_limit_per_minute) if options.rate_limit_per_minute else None
+        )
         self._anonymous = anonymous(options.dicomweb.default_partition)
         self._background = background
         self._on_shutdown = on_shutdown
@@ -156,6 +164,8 @@ class HttpApp:
             handler, params, template = self.router.resolve_route(request.method, request.path)
             request.params = params
             await self._authenticate(request, template)
+            if self.limiter is not None and template not in PUBLIC_ROUTES:
+                self.limiter.check(_who(request))
             if self._auditor is not None:
                 pending = await self._auditor.before(request)
             response = await handler(request)
@@ -175,7 +185,7 @@ class HttpApp:
                 log.exception("could not audit %s %s", request.method, request.path)
         if request.method == "HEAD":
             response = Response(response.status, b"", response.headers)
-        await response(send, cors)
+        await response(send, [*cors, *security_headers(response, https=self.options.https)])
 
     async def _authenticate(self, request: Request, template: str) -> None:
         """Set `request.principal`, or raise 401 (no or bad credentials, RFC 6750 3) or 403
@@ -220,6 +230,15 @@ class HttpApp:
                 self._on_shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def _who(request: Request) -> str:
+    """The rate limit's key: the principal, or the client address for anonymous requests."""
+    principal = request.principal
+    if principal is not None and principal.method != "anonymous":
+        return f"principal:{principal.subject}"
+    client = request.scope.get("client") or ("?", 0)
+    return f"address:{client[0]}"
 
 
 def _error(status: int, message: str, headers: list[tuple[str, str]] | None = None) -> Response:
