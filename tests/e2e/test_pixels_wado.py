@@ -229,3 +229,12 @@ def test_dicomweb_client_retrieves_transcoded_instances_and_frames(
 
     decoded = imagecodecs.jpegls_decode(frame).astype(np.uint16).view(np.int16)
     assert np.array_equal(decoded, stored_frames("j2k")[0])
+
+
+def test_frames_of_a_deflated_instance(server: RunningServer) -> None:
+    """PS3.5 A.5: the data set is deflated, so frames are decoded from the whole object."""
+    response = httpx.get(instance_url(server, "dfl") + "/frames/1")
+    assert response.status_code == 200, response.text
+    ((part_type, payload),) = split_multipart(response.headers["content-type"], response.content)
+    assert part_type == f"application/octet-stream; transfer-syntax={EXPLICIT_LE}"
+    assert payload == stored_frames("dfl")[0].tobytes()

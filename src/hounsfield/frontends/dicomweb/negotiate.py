@@ -84,9 +84,10 @@ class FrameChoice:
 
 def _stored_form(stored: str, instance: StoredInstance, pixels: PixelService | None) -> FrameChoice:
     """Frames as stored; native frames are always little endian octets (PS3.18 8.7.3.3.2),
-    so big endian ones are converted."""
+    so big endian ones are converted, and so are deflated ones (PS3.5 A.5), whose frames
+    have no byte offsets in the stored object."""
     if is_native(stored):
-        if stored in NATIVE_LITTLE_ENDIAN:
+        if stored in NATIVE_LITTLE_ENDIAN and instance.pixel is not None:
             return FrameChoice(f"{OCTETS}; transfer-syntax={EXPLICIT_VR_LE}", EXPLICIT_VR_LE, False)
         return FrameChoice(f"{OCTETS}; transfer-syntax={EXPLICIT_VR_LE}", EXPLICIT_VR_LE, True)
     return FrameChoice(f"{frame_media_type(stored)}; transfer-syntax={stored}", stored, False)
