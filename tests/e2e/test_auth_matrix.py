@@ -82,8 +82,8 @@ def _delete(secured: Secured, headers: Headers) -> httpx.Response:
 ALLOWED = {
     "viewer": {"read"},
     "uploader": {"read", "write"},
-    "admin": {"read", "write", "delete", "admin"},
-    "auditor": set(),  # the audit trail only: no images, no PHI, no administration
+    "admin": {"read", "write", "delete", "admin", "audit"},
+    "auditor": {"audit"},  # the audit trail only: no images, no administration
 }
 
 
@@ -107,6 +107,7 @@ def test_principal_by_route_matrix(secured: Secured, sample: dict[str, str]) -> 
         "STOW": ("write", _stow),
         "DELETE": ("delete", _delete),
         "admin PUT remote AE": ("admin", _put_ae),
+        "audit trail": ("audit", _get("/api/audit")(sample)),
     }
     wrong: list[str] = []
     for principal, headers in _principals(secured).items():
@@ -258,3 +259,22 @@ def test_tenant_a_cannot_write_or_administer_tenant_b(secured: Secured) -> None:
         assert httpx.get(server.url + path, headers=tenant_a).status_code == 403, path
     own = httpx.get(server.url + "/api/worklist", headers=tenant_a)
     assert own.status_code == 200
+
+
+def test_an_auditor_of_one_tenant_reads_only_its_records(secured: Secured) -> None:
+    b = _tenant_b(secured)
+    httpx.get(
+        secured.server.dicomweb + f"/partitions/tenant-b/studies/{b['study']}/metadata",
+        headers=secured.root,
+    )
+    url = secured.server.url + "/api/audit"
+    everything = httpx.get(url, params={"limit": "1000"}, headers=secured.root)
+    assert everything.status_code == 200
+    assert any(r["partition"] == "tenant-b" for r in everything.json())
+    auditor_a = secured.token("auditor", ["tenant-a"])
+    own = httpx.get(url, params={"limit": "1000"}, headers=auditor_a)
+    assert own.status_code == 200
+    assert all(r["partition"] == "tenant-a" for r in own.json())
+    assert b["study"] not in own.text
+    other = httpx.get(url, params={"partition": "tenant-b"}, headers=auditor_a)
+    assert other.status_code == 404

@@ -43,7 +43,9 @@ def test_every_route_but_health_needs_an_authenticated_principal(tmp_path: Path)
                 assert need == Requirement(Permission.WRITE), template
             if template.startswith("/dicom-web/") and method == "DELETE":
                 assert need == Requirement(Permission.DELETE), template
-            if template.startswith("/api/") and template not in (
+            if template.startswith("/api/audit"):
+                assert need == Requirement(Permission.AUDIT), template
+            elif template.startswith("/api/") and template not in (
                 "/api/health",
                 "/api/openapi.json",
             ):

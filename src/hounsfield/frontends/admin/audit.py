@@ -11,11 +11,13 @@ A.5 XML and its place in the hash chain. Reading the trail is itself audited (Au
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 
 from hounsfield.domain.audit import AuditRecord, EventKind, timestamp
 from hounsfield.frontends.http.core import HttpError, Request, Response, Router, json_response
+from hounsfield.frontends.http.security import use_partition
 from hounsfield.ports.audit import AuditFilter
 from hounsfield.services.container import Services
 
@@ -89,6 +91,10 @@ def add_audit_routes(router: Router, services: Services) -> None:
         if services.audit is None:
             raise HttpError(503, "the audit trail is off (audit_enabled = false)")
         where = audit_filter(request)
+        principal = request.principal
+        if principal is not None and not principal.all_partitions:
+            # An auditor of some partitions reads their records only (docs/security.md).
+            where = dataclasses.replace(where, partition=use_partition(request, where.partition))
         found = await asyncio.to_thread(services.audit.find, where)
         headers = []
         if len(found) == where.limit:
