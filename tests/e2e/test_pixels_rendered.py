@@ -221,3 +221,23 @@ def test_entity_tags_and_conditional_requests(server: RunningServer) -> None:
         ).status_code
         == 304
     )
+
+
+def test_multiframe_instance_as_mp4(server: RunningServer) -> None:
+    """PS3.18 8.7.4: video/mp4 for a multi-frame image, at its Frame Time (33.3 ms)."""
+    import av
+
+    _, _, instance = urls(server, "ybr")
+    response = httpx.get(instance + "/rendered", headers={"accept": "video/mp4"})
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "video/mp4"
+    with av.open(io.BytesIO(response.content)) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "h264"
+        assert (stream.codec_context.width, stream.codec_context.height) == (320, 240)
+        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
+        assert round(float(stream.average_rate)) == 30
+    assert len(frames) == 30
+    # The video shows the same pictures as the rendered frames (lossy: within a tolerance).
+    still = np.asarray(picture(httpx.get(instance + "/frames/5/rendered?accept=image/png").content))
+    assert np.abs(frames[4].astype(int) - still.astype(int)).mean() < 6

@@ -21,7 +21,13 @@ from hounsfield.frontends.http.multipart import closing, new_boundary, part_head
 from hounsfield.ports.index import StoredInstance
 from hounsfield.services.pixels import render
 from hounsfield.services.pixels.codec import CodecError
-from hounsfield.services.pixels.render import RenderError, RenderOptions, Viewport, Window
+from hounsfield.services.pixels.render import (
+    RenderError,
+    RenderOptions,
+    VideoUnavailableError,
+    Viewport,
+    Window,
+)
 from hounsfield.services.pixels.service import NoPixelDataError, PixelService
 
 THUMBNAIL_SIZE = 128
@@ -58,6 +64,8 @@ def parse_window(text: str) -> Window:
     center, width = _numbers(",".join(items[:2]), "window", 2)
     try:
         return Window(center, width, function)
+    except VideoUnavailableError as exc:
+        raise HttpError(406, str(exc)) from exc
     except RenderError as exc:
         raise HttpError(400, str(exc)) from exc
 
@@ -95,9 +103,11 @@ def _media_type(request: Request, multipart: bool) -> str:
             return kind
         if kind in ("*/*", "image/*", "multipart/*"):
             return render.JPEG
+        if kind == "video/*":
+            return render.MP4
     raise HttpError(
         406,
-        "rendered resources are available as image/jpeg, image/png and image/gif"
+        "rendered resources are available as image/jpeg, image/png, image/gif and video/mp4"
         + (" (in multipart/related)" if multipart else ""),
     )
 
@@ -149,6 +159,8 @@ async def render_frames(
         raise HttpError(406, f"instance {instance.sop_uid} has no image to render") from exc
     except NotFoundError as exc:
         raise HttpError(404, str(exc)) from exc
+    except VideoUnavailableError as exc:
+        raise HttpError(406, str(exc)) from exc
     except RenderError as exc:
         raise HttpError(400, str(exc)) from exc
     except (CodecError, InvalidDicomError) as exc:
@@ -178,7 +190,7 @@ async def image_response(
     fit: int | None = None,
 ) -> Response:
     """One rendered image with its ETag, or 304 when the client has it already."""
-    if options.media_type != render.GIF:
+    if options.media_type not in render.MULTI_FRAME_TYPES:
         numbers = numbers[:1]
     etag = pixels.etag(instance, render.variant(numbers, options, fit))
     headers = [("etag", etag), ("cache-control", CACHE_CONTROL)]
@@ -203,7 +215,7 @@ async def rendered_instance(request: Request, ctx: Context) -> Response:
     pixels = _pixels(ctx)
     (instance,) = (await _instances(request, ctx))[:1]
     numbers = [1]
-    if options.media_type == render.GIF:
+    if options.media_type in render.MULTI_FRAME_TYPES:
         try:
             count = await asyncio.to_thread(pixels.frame_count, instance)
         except NoPixelDataError as exc:
@@ -220,7 +232,7 @@ async def rendered_frames(request: Request, ctx: Context) -> Response:
     (instance,) = (await _instances(request, ctx))[:1]
     single = len(numbers) == 1
     options = parse_options(request, multipart=not single)
-    if single or options.media_type == render.GIF:
+    if single or options.media_type in render.MULTI_FRAME_TYPES:
         return await image_response(request, pixels, instance, numbers, options)
     images = [await render_frames(pixels, instance, [n], options) for n in numbers]
     return _multipart(options.media_type, images)
@@ -255,7 +267,7 @@ async def rendered_collection(request: Request, ctx: Context) -> Response:
         for instance, count in renderable:
             groups = (
                 [list(range(1, count + 1))]
-                if options.media_type == render.GIF
+                if options.media_type in render.MULTI_FRAME_TYPES
                 else [[n] for n in range(1, count + 1)]
             )
             for numbers in groups:

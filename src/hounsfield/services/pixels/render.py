@@ -8,7 +8,7 @@ Presentation LUT (MONOCHROME1 and Presentation LUT Shape INVERSE invert, PS3.3 C
 P-values. Pixels equal to the Pixel Padding Value, or within the Pixel Padding Range Limit, are
 shown black (PS3.3 C.7.5.1.1.2). Colour (N.2.2): YBR_FULL to RGB, PALETTE COLOR through its
 tables, more than 8 bits scaled down. Then the source region and the viewport (PS3.18 8.3.5.1.3),
-and the image is encoded as JPEG, PNG or GIF.
+and the image is encoded as JPEG, PNG, GIF or (with PyAV) H.264 MP4.
 """
 
 from __future__ import annotations
@@ -29,7 +29,10 @@ from hounsfield.services.pixels.image import ImageInfo
 JPEG = "image/jpeg"
 PNG = "image/png"
 GIF = "image/gif"
-RENDERED_TYPES = (JPEG, PNG, GIF)
+MP4 = "video/mp4"
+RENDERED_TYPES = (JPEG, PNG, GIF, MP4)
+#: Media types that hold every frame asked for (the others hold one image).
+MULTI_FRAME_TYPES = (GIF, MP4)
 FUNCTIONS = ("LINEAR", "LINEAR_EXACT", "SIGMOID")
 
 
@@ -247,7 +250,8 @@ def encode(
     quality: int = 90,
     frame_time_ms: float | None = None,
 ) -> bytes:
-    """Encode 8-bit images; several images make an animated GIF (one image otherwise)."""
+    """Encode 8-bit images; several images make an animated GIF or a video (one image
+    otherwise)."""
     first = images[0]
     if media_type == JPEG:
         return bytes(imagecodecs.jpeg8_encode(first, level=quality))
@@ -270,4 +274,48 @@ def encode(
             loop=0,
         )
         return buffer.getvalue()
+    if media_type == MP4:
+        return _mp4(images, quality, frame_time_ms)
     raise RenderError(f"{media_type} is not a rendered media type of this archive")
+
+
+class VideoUnavailableError(RenderError):
+    """video/mp4 needs the optional PyAV package (the caller answers 406)."""
+
+
+def _mp4(
+    images: Sequence[np.ndarray[Any, Any]], quality: int, frame_time_ms: float | None
+) -> bytes:
+    """H.264 in MP4 (PS3.18 8.7.4: video/mp4 for multi-frame images) through PyAV, at the
+    frame rate of the object. Sizes are padded to even numbers, as 4:2:0 chroma requires."""
+    try:
+        import av
+    except ImportError as exc:
+        raise VideoUnavailableError(
+            "video/mp4 needs the optional video encoder: pip install 'hounsfield[video]'"
+        ) from exc
+    from fractions import Fraction
+
+    rows, columns = images[0].shape[:2]
+    height, width = rows + rows % 2, columns + columns % 2
+    fps = Fraction(1000.0 / frame_time_ms if frame_time_ms else 10.0).limit_denominator(1000)
+    buffer = io.BytesIO()
+    # Fragmented MP4 (moov first, then fragments): playable while it loads, and written in
+    # one pass (faststart would reopen the output by name).
+    movflags = "frag_keyframe+empty_moov+default_base_moof"
+    with av.open(buffer, mode="w", format="mp4", options={"movflags": movflags}) as output:
+        stream = output.add_stream("libx264", rate=fps)
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "yuv420p"
+        # quality 100 -> CRF 10 (near lossless), 1 -> CRF 40.
+        stream.options = {"crf": str(round(10 + (100 - quality) * 0.3)), "preset": "veryfast"}
+        for image in images:
+            rgb = image if image.ndim == 3 else np.stack([image] * 3, axis=-1)
+            if (height, width) != rgb.shape[:2]:
+                rgb = np.pad(rgb, ((0, height - rows), (0, width - columns), (0, 0)), mode="edge")
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+            for packet in stream.encode(frame):
+                output.mux(packet)
+        for packet in stream.encode():
+            output.mux(packet)
+    return buffer.getvalue()

@@ -245,9 +245,9 @@ class PixelService:
         options: render.RenderOptions,
         fit: int | None = None,
     ) -> bytes:
-        """Frames `numbers` (1-based) rendered and encoded: one image, or an animated GIF of
-        all of them when GIF is asked for (at the object's Frame Time, PS3.3 C.7.6.6)."""
-        if options.media_type != render.GIF:
+        """Frames `numbers` (1-based) rendered and encoded: one image, or an animated GIF or
+        a video of all of them (at the object's frame time, `frame_time_ms`)."""
+        if options.media_type not in render.MULTI_FRAME_TYPES:
             numbers = numbers[:1]
         variant = render.variant(numbers, options, fit)
         if self.outputs is not None:
