@@ -241,3 +241,20 @@ def test_multiframe_instance_as_mp4(server: RunningServer) -> None:
     # The video shows the same pictures as the rendered frames (lossy: within a tolerance).
     still = np.asarray(picture(httpx.get(instance + "/frames/5/rendered?accept=image/png").content))
     assert np.abs(frames[4].astype(int) - still.astype(int)).mean() < 6
+
+
+def test_annotations_are_burned_in_and_never_in_thumbnails(server: RunningServer) -> None:
+    """PS3.18 8.3.5.1.1 (annotation=patient,technique) and 10.4.3.3.4 (no PHI in thumbnails)."""
+    _, _, instance = urls(server, "ct")
+    plain = imagecodecs.png_decode(httpx.get(instance + "/rendered?accept=image/png").content)
+    annotated = imagecodecs.png_decode(
+        httpx.get(instance + "/rendered?accept=image/png&annotation=patient,technique").content
+    )
+    changed = plain != annotated
+    assert changed[:20, :40].any()  # patient, top left
+    assert changed[:20, -40:].any()  # technique, top right
+    assert not changed[64:, :].any()  # the image itself is untouched
+    assert httpx.get(instance + "/rendered?annotation=everything").status_code == 400
+    thumbnail = httpx.get(instance + "/thumbnail?annotation=patient&accept=image/png")
+    bare = httpx.get(instance + "/thumbnail?accept=image/png")
+    assert thumbnail.content == bare.content

@@ -205,3 +205,24 @@ def test_frame_time_from_the_header() -> None:
     assert frame_time_ms(header) == 100
     header.FrameTime = 33.3
     assert frame_time_ms(header) == 33.3
+
+
+def test_annotation_text() -> None:
+    from pydicom.dataset import Dataset
+
+    from hounsfield.services.pixels.render import RenderOptions
+    from hounsfield.services.pixels.service import Source, annotation_text
+
+    header = Dataset()
+    header.PatientName = "Doe^Jane"
+    header.PatientID = "ID-1"
+    header.PatientBirthDate = "19700101"
+    header.PatientSex = "F"
+    header.Modality = "CT"
+    header.StudyDate = "20240102"
+    header.SeriesDescription = "Chest"
+    source = Source(header, info(windows=((40.0, 400.0),)), 3, 0, lambda n: b"")
+    left, right = annotation_text(source, 2, RenderOptions(annotations=("patient", "technique")))
+    assert left == ["Doe Jane", "ID-1", "19700101 F"]
+    assert right == ["CT 20240102", "Chest", "W 400 C 40", "frame 2/3"]
+    assert annotation_text(source, 1, RenderOptions(annotations=("technique",)))[0] == []

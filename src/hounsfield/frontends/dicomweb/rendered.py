@@ -124,7 +124,14 @@ def parse_options(request: Request, multipart: bool = False) -> RenderOptions:
         if not text.isdigit() or not 1 <= int(text) <= 100:
             raise HttpError(400, f"quality {text!r}: an integer from 1 to 100 expected")
         quality = int(text)
-    return RenderOptions(_media_type(request, multipart), window, viewport, quality)
+    annotations: tuple[str, ...] = ()
+    if "annotation" in params:
+        annotations = tuple(sorted({a.strip().lower() for a in params["annotation"].split(",")}))
+        unknown = set(annotations) - {"patient", "technique"}
+        if unknown:
+            raise HttpError(400, f"annotation {params['annotation']!r}: patient, technique")
+    media_type = _media_type(request, multipart)
+    return RenderOptions(media_type, window, viewport, quality, annotations)
 
 
 async def _instances(request: Request, ctx: Context) -> list[StoredInstance]:
@@ -282,6 +289,8 @@ async def rendered_collection(request: Request, ctx: Context) -> Response:
 async def thumbnail(request: Request, ctx: Context) -> Response:
     """PS3.18 10.4.3.3.4: a single image chosen by the origin server."""
     options = parse_options(request)
+    # PS3.18 10.4.3.3.4: a thumbnail never carries patient information.
+    options = RenderOptions(options.media_type, options.window, options.viewport, options.quality)
     pixels = _pixels(ctx)
     instances = await _instances(request, ctx)
     number = _frames_param(request)[0] if "frames" in request.params else 1

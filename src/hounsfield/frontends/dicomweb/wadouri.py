@@ -176,7 +176,12 @@ async def _rendered(
         viewport = Viewport(max(vw, 1), max(vh, 1), sx, sy, sw, sh)
     quality = _positive(params, "imageQuality", 1, 100) or 90
     frame = _positive(params, "frameNumber", 1, 1 << 20)
-    options = RenderOptions(media_type, window, viewport, quality)
+    annotations = tuple(
+        sorted({a.strip().lower() for a in params.get("annotation", "").split(",") if a.strip()})
+    )
+    if set(annotations) - {"patient", "technique"}:
+        raise HttpError(400, f"annotation {params['annotation']!r}: patient, technique")
+    options = RenderOptions(media_type, window, viewport, quality, annotations)
     if frame is not None and frame > info.frames:
         raise HttpError(400, f"frameNumber {frame}: the instance has {info.frames} frames")
     numbers = [frame] if frame is not None else list(range(1, info.frames + 1))

@@ -82,6 +82,8 @@ class RenderOptions:
     window: Window | None = None
     viewport: Viewport | None = None
     quality: int = 90
+    #: PS3.18 8.3.5.1.1: "patient" and/or "technique", burned in after rendering.
+    annotations: tuple[str, ...] = ()
 
 
 def variant(numbers: Sequence[int], options: RenderOptions, fit: int | None) -> str:
@@ -242,6 +244,40 @@ def region_and_viewport(
         return np.ascontiguousarray(region)
     picture = Image.fromarray(np.ascontiguousarray(region))
     return np.asarray(picture.resize(size, Image.Resampling.BILINEAR))
+
+
+def annotate(
+    image: np.ndarray[Any, Any], left: Sequence[str], right: Sequence[str]
+) -> np.ndarray[Any, Any]:
+    """Burn text into the corners of a rendered image (PS3.18 8.3.5.1.1: annotations are
+    applied after everything else), white with a dark outline so that it reads on any
+    background; the size follows the image."""
+    from PIL import ImageDraw, ImageFont
+
+    picture = Image.fromarray(np.ascontiguousarray(image))
+    draw = ImageDraw.Draw(picture)
+    size = max(9, min(picture.height, picture.width) // 28)
+    font = ImageFont.load_default(size=size)
+    white: int | tuple[int, int, int] = 255 if picture.mode == "L" else (255, 255, 255)
+    black: int | tuple[int, int, int] = 0 if picture.mode == "L" else (0, 0, 0)
+    margin = max(2, size // 3)
+    for column, lines in ((0, left), (1, right)):
+        y = margin
+        for line in lines:
+            if not line:
+                continue
+            width = draw.textlength(line, font=font)
+            x = margin if column == 0 else picture.width - margin - width
+            draw.text(
+                (x, y),
+                line,
+                font=font,
+                fill=white,
+                stroke_width=max(1, size // 8),
+                stroke_fill=black,
+            )
+            y += size + margin // 2
+    return np.asarray(picture)
 
 
 def encode(

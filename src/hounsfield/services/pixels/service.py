@@ -258,7 +258,11 @@ class PixelService:
         images = []
         for number in numbers:
             shown = render.display(self.decode(source, number), source.info, options.window)
-            images.append(render.region_and_viewport(shown, options.viewport, fit))
+            image = render.region_and_viewport(shown, options.viewport, fit)
+            if options.annotations:
+                left, right = annotation_text(source, number, options)
+                image = render.annotate(image, left, right)
+            images.append(image)
         frame_time = frame_time_ms(source.header)
         output = render.encode(images, options.media_type, options.quality, frame_time)
         if self.outputs is not None:
@@ -285,6 +289,45 @@ class PixelService:
         except (CodecError, InvalidDicomError, NotFoundError):
             return False
         return True
+
+
+def _text(value: object) -> str:
+    return str(value).replace("^", " ").strip() if value not in (None, "") else ""
+
+
+def annotation_text(
+    source: Source, number: int, options: render.RenderOptions
+) -> tuple[list[str], list[str]]:
+    """The lines of PS3.18 8.3.5.1.1 annotations: "patient" (name, ID, birth date, sex) at
+    the top left, "technique" (modality and date, series, window, frame) at the top right."""
+    header, info = source.header, source.info
+    left: list[str] = []
+    right: list[str] = []
+    if "patient" in options.annotations:
+        left = [
+            _text(header.get("PatientName")),
+            _text(header.get("PatientID")),
+            " ".join(
+                x
+                for x in (_text(header.get("PatientBirthDate")), _text(header.get("PatientSex")))
+                if x
+            ),
+        ]
+    if "technique" in options.annotations:
+        right = [
+            " ".join(
+                x for x in (_text(header.get("Modality")), _text(header.get("StudyDate"))) if x
+            ),
+            _text(header.get("SeriesDescription")),
+        ]
+        window = options.window or (
+            render.Window(*info.windows[0]) if info.windows and info.windows[0][1] >= 1 else None
+        )
+        if window is not None and info.samples == 1:
+            right.append(f"W {window.width:g} C {window.center:g}")
+        if source.frame_count > 1:
+            right.append(f"frame {number}/{source.frame_count}")
+    return left, right
 
 
 def frame_time_ms(header: Dataset) -> float | None:
