@@ -238,3 +238,20 @@ def test_frames_of_a_deflated_instance(server: RunningServer) -> None:
     ((part_type, payload),) = split_multipart(response.headers["content-type"], response.content)
     assert part_type == f"application/octet-stream; transfer-syntax={EXPLICIT_LE}"
     assert payload == stored_frames("dfl")[0].tobytes()
+
+
+def test_single_instance_entity_tag(server: RunningServer) -> None:
+    url = instance_url(server, "ct")
+    stored = httpx.get(url, headers={"accept": "application/dicom"})
+    transcoded = httpx.get(url, headers={"accept": f"application/dicom; transfer-syntax={RLE}"})
+    assert stored.headers["etag"] != transcoded.headers["etag"]
+    again = httpx.get(
+        url,
+        headers={
+            "accept": f"application/dicom; transfer-syntax={RLE}",
+            "if-none-match": transcoded.headers["etag"],
+        },
+    )
+    assert again.status_code == 304 and again.content == b""
+    repeat = httpx.get(url, headers={"accept": f"application/dicom; transfer-syntax={RLE}"})
+    assert repeat.content == transcoded.content  # the tag is strong: same bytes every time

@@ -26,11 +26,13 @@ from hounsfield.frontends.dicomweb.context import (
 )
 from hounsfield.frontends.dicomweb.dicomxml import to_xml
 from hounsfield.frontends.dicomweb.negotiate import choose_frames, choose_instances
+from hounsfield.frontends.dicomweb.rendered import not_modified
 from hounsfield.frontends.http.core import HttpError, Request, Response
 from hounsfield.frontends.http.mediatypes import parse_accept
 from hounsfield.frontends.http.multipart import closing, new_boundary, part_header
 from hounsfield.ports.index import StoredInstance
 from hounsfield.services.pixels.codec import CodecError
+from hounsfield.services.pixels.service import PixelService
 
 DICOM = "application/dicom"
 OCTETS = "application/octet-stream"
@@ -88,7 +90,14 @@ async def retrieve_instances(request: Request, ctx: Context) -> Response:
     if not choice.multipart:
         syntax, make = content(instances[0])
         content_type = f"{DICOM}; transfer-syntax={syntax}"
-        return Response(200, headers=[("content-type", content_type)], stream=_thread_iter(make))
+        # A single instance is the same bytes every time (stored, or transcoded by the same
+        # code): a strong ETag (RFC 9110 8.8.3) lets a viewer revalidate instead of reloading.
+        etag = PixelService.etag(instances[0], f"dicom|{syntax}")
+        headers = [("etag", etag), ("cache-control", "private, no-cache")]
+        if not_modified(request, etag):
+            return Response(304, b"", headers)
+        headers.append(("content-type", content_type))
+        return Response(200, headers=headers, stream=_thread_iter(make))
     boundary = new_boundary()
 
     async def body() -> AsyncIterator[bytes]:
