@@ -61,10 +61,8 @@ class FindOptions:
 
     @classmethod
     def from_answer(cls, answer: bytes | None) -> FindOptions:
-        if not answer:
-            return cls()
-        flags = [bool(b) for b in answer[:3]] + [False] * (3 - min(len(answer), 3))
-        return cls(relational=flags[0], combined_datetime=flags[1], fuzzy=flags[2])
+        relational, combined, fuzzy = (answer or b"")[:3].ljust(3, b"\x00")
+        return cls(relational == 1, combined == 1, fuzzy == 1)
 
 
 def _grant(proposed: bytes, support: tuple[bool, ...]) -> bytes:
