@@ -49,6 +49,7 @@ from hounsfield.services.changefeed import ChangeFeedService
 from hounsfield.services.cloudevents import default_source
 from hounsfield.services.commitment import CommitmentService
 from hounsfield.services.container import Services
+from hounsfield.services.deidentify import DEIDENTIFY_JOB, DeidentifyService
 from hounsfield.services.derived import DERIVE_JOB, DerivedCopyService, parse_policy
 from hounsfield.services.dicom_send import DicomSendService
 from hounsfield.services.erasure import PatientDataService, RetentionPolicy, RetentionService
@@ -308,15 +309,17 @@ def open_archive(settings: Settings) -> Archive:
     lifecycle = LifecycleService(index, blobs, documents)
     network = open_dicom_network(settings)
     dicom_send = DicomSendService(network, blobs, calling_ae=settings.ae_title, transcoder=pixels)
+    ingest = IngestService(
+        index,
+        blobs,
+        staging,
+        bulk_data_threshold=settings.bulk_data_threshold,
+        duplicate_policy=duplicate_policy,
+        durable=settings.durable,
+    )
+    audit = open_audit(settings, index)
     services = Services(
-        ingest=IngestService(
-            index,
-            blobs,
-            staging,
-            bulk_data_threshold=settings.bulk_data_threshold,
-            duplicate_policy=duplicate_policy,
-            durable=settings.durable,
-        ),
+        ingest=ingest,
         query=QueryService(index, max_limit=settings.qido_max_limit),
         retrieve=retrieve,
         pixels=pixels,
@@ -335,7 +338,15 @@ def open_archive(settings: Settings) -> Archive:
         fetching=FetchService(index, network, ae_title=settings.ae_title),
         derived=derived,
         patients=PatientDataService(index, blobs, lifecycle, rendered),
-        audit=open_audit(settings, index),
+        audit=audit,
+        deidentify=DeidentifyService(
+            index,
+            blobs,
+            ingest,
+            audit,
+            salt=settings.deidentify_salt,
+            source_id=settings.ae_title,
+        ),
     )
     return Archive(settings, index, blobs, services, cache)
 
@@ -388,6 +399,8 @@ def job_handlers(archive: Archive) -> dict[str, JobHandler]:
         handlers[FETCH_JOB] = archive.services.fetching.run_job
     if archive.services.derived is not None:
         handlers[DERIVE_JOB] = archive.services.derived.run_job
+    if archive.services.deidentify is not None:
+        handlers[DEIDENTIFY_JOB] = archive.services.deidentify.run_job
     return handlers
 
 

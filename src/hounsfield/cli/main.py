@@ -12,6 +12,7 @@ import click
 
 from hounsfield import __version__
 from hounsfield.config import ConfigError, Settings, load_settings
+from hounsfield.domain.deidentify import OPTIONS as DEID_OPTIONS
 
 if TYPE_CHECKING:
     from hounsfield.domain.qrmodel import Model
@@ -336,6 +337,60 @@ def audit_verify(ctx: click.Context) -> None:
     from hounsfield.cli.audit import run_verify
 
     run_verify(_settings(ctx))
+
+
+@cli.command()
+@click.argument("study_uid")
+@click.option("--to", "target", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--deidentify",
+    is_flag=True,
+    required=True,
+    help="De-identify (PS3.15 Annex E Basic Profile); required: the only export there is.",
+)
+@click.option(
+    "--option",
+    "options",
+    multiple=True,
+    type=click.Choice(list(DEID_OPTIONS)),
+    help="An Annex E option (repeat): retain-uids, retain-full-dates, retain-modified-dates...",
+)
+@click.option(
+    "--allow-burned-in",
+    is_flag=True,
+    help="Export objects whose Burned In Annotation is YES too (their pixels are not cleaned).",
+)
+@click.option("--partition", default=None, help="Partition of the study (default: the default).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.pass_context
+def export(
+    ctx: click.Context,
+    study_uid: str,
+    target: Path,
+    deidentify: bool,
+    options: tuple[str, ...],
+    allow_burned_in: bool,
+    partition: str | None,
+    quiet: bool,
+) -> None:
+    """Export a study de-identified into a folder (STUDY/SERIES/SOP.dcm); exits 1 when some
+    objects were refused for burned-in annotation."""
+    from hounsfield.cli.export import export_deidentified
+
+    if not deidentify:
+        raise click.UsageError("only de-identified exports exist: add --deidentify")
+    settings = _settings(ctx)
+    sys.exit(
+        export_deidentified(
+            settings,
+            partition or settings.default_partition,
+            study_uid,
+            target,
+            list(options),
+            allow_burned_in,
+            not quiet,
+        )
+    )
 
 
 def main() -> None:

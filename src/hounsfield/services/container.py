@@ -8,6 +8,7 @@ from hounsfield.services.admin import AdminService
 from hounsfield.services.audit import AuditService
 from hounsfield.services.changefeed import ChangeFeedService
 from hounsfield.services.commitment import CommitmentService
+from hounsfield.services.deidentify import DeidentifyService
 from hounsfield.services.derived import DerivedCopyService
 from hounsfield.services.dicom_send import DicomSendService
 from hounsfield.services.erasure import PatientDataService
@@ -60,3 +61,5 @@ class Services:
     patients: PatientDataService | None = None
     #: The audit trail (PS3.15 A.5 messages, services/audit.py); None when it is off.
     audit: AuditService | None = None
+    #: De-identified exports and copies (PS3.15 Annex E, services/deidentify.py).
+    deidentify: DeidentifyService | None = None

@@ -12,6 +12,7 @@ import orjson
 from hounsfield import __version__
 from hounsfield.domain.identifiers import is_valid_partition
 from hounsfield.frontends.admin.audit import add_audit_routes
+from hounsfield.frontends.admin.deidentify import add_deidentify_routes
 from hounsfield.frontends.admin.jobs import add_job_routes
 from hounsfield.frontends.admin.openapi import openapi_document
 from hounsfield.frontends.admin.patients import add_patient_routes
@@ -97,6 +98,7 @@ def add_admin_routes(router: Router, services: Services, is_ready: Any) -> None:
     add_job_routes(router, services)
     add_patient_routes(router, services)
     add_audit_routes(router, services)
+    add_deidentify_routes(router, services)
 
     @router.route("/api/stats", "GET")
     async def stats(request: Request) -> Response:

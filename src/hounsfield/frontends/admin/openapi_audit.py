@@ -1,10 +1,12 @@
-"""OpenAPI paths of the audit trail route (frontends/admin/audit.py)."""
+"""OpenAPI paths of the audit trail and de-identification routes (frontends/admin/audit.py,
+frontends/admin/deidentify.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from hounsfield.domain.audit import EventKind
+from hounsfield.domain.deidentify import OPTIONS
 
 
 def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -58,6 +60,38 @@ def audit_paths() -> dict[str, Any]:
                             "application/json": {"schema": {"type": "array", "items": record}}
                         },
                     }
+                },
+            }
+        },
+        "/api/deidentify": {
+            "post": {
+                "summary": "Copy a study de-identified (PS3.15 Annex E) into another partition"
+                " (a `deidentify` job)",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["study", "targetPartition"],
+                                "properties": {
+                                    "study": {"type": "string"},
+                                    "partition": {"type": "string"},
+                                    "targetPartition": {"type": "string"},
+                                    "options": {
+                                        "type": "array",
+                                        "items": {"enum": list(OPTIONS)},
+                                    },
+                                    "allowBurnedIn": {"type": "boolean"},
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "202": {"description": 'queued: `{"job": id}`'},
+                    "400": {"description": "invalid request"},
+                    "404": {"description": "no such study"},
                 },
             }
         },
