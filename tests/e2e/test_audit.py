@@ -208,3 +208,80 @@ def test_tampering_is_detected(tmp_path: Path) -> None:
     broken = _verify(data_dir)
     assert broken.returncode == 1
     assert "record 2" in broken.stderr and "hash" in broken.stderr
+
+
+def test_retrieves_are_audited_as_begin_transferring(
+    archive: RunningServer, tmp_path: Path
+) -> None:
+    getscu = require_tool("getscu")
+    study = uid()
+    body, content_type = multipart([make_instance(study_uid=study, patient_id="PAT-GET")])
+    httpx.post(
+        archive.dicomweb + "/studies", content=body, headers={"content-type": content_type}
+    ).raise_for_status()
+    out = tmp_path / "got"
+    out.mkdir()
+    done = subprocess.run(
+        [getscu, "-aet", "WORKSTATION", "-aec", archive.ae_title, "-S", "-od", str(out)]  # noqa: RUF005
+        + ["-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={study}", "127.0.0.1"]
+        + [str(archive.dimse_port)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert len(list(out.iterdir())) == 1
+    begun = wait_for(archive, lambda r: r["user"] == "WORKSTATION", type="begin-transferring")
+    assert begun and begun[0]["studies"] == [study] and begun[0]["outcome"] == 0
+    assert begun[0]["patients"] == ["PAT-GET"]
+    check_xml(begun[0])
+
+
+def test_the_principal_is_the_audited_user(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOUNSFIELD_")}
+    env |= {"HOUNSFIELD_DATA_DIR": str(data_dir), "HOUNSFIELD_AUTH_API_KEYS": "true"}
+
+    def key(role: str) -> str:
+        created = subprocess.run(
+            [sys.executable, "-m", "hounsfield.cli", "keys", "create", "--name", role]  # noqa: RUF005
+            + ["--role", role, "--partition", "*"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+            env=env,
+        )
+        return created.stdout.strip().splitlines()[-1]
+
+    viewer, auditor = key("viewer"), key("auditor")
+    server = start_server(data_dir, {"HOUNSFIELD_AUTH_API_KEYS": "true"})
+    try:
+        headers = {"X-API-Key": viewer}
+        assert httpx.get(server.dicomweb + "/studies", headers=headers).status_code in (200, 204)
+        assert httpx.get(server.dicomweb + "/studies").status_code == 401
+        denied = httpx.delete(server.dicomweb + f"/studies/{uid()}", headers=headers)
+        assert denied.status_code == 403
+
+        def trail(**params: str) -> list[dict[str, Any]]:
+            deadline = time.monotonic() + 20
+            while True:
+                found: list[dict[str, Any]] = httpx.get(
+                    server.url + "/api/audit", params=params, headers={"X-API-Key": auditor}
+                ).json()
+                if found or time.monotonic() > deadline:
+                    return found
+                time.sleep(0.1)
+
+        queries = trail(type="query")
+        assert queries and queries[0]["user"].startswith("api-key:")
+        assert queries[0]["user"].endswith(":viewer")
+        assert 'AlternativeUserID="api-key"' in queries[0]["xml"]
+        refused = trail(type="user-authentication")
+        assert refused and refused[0]["outcome"] == 4 and refused[0]["user"] == "127.0.0.1"
+        alerts = [r for r in trail(type="security-alert") if "forbidden" in r["xml"]]
+        assert alerts and alerts[0]["user"].endswith(":viewer") and alerts[0]["outcome"] == 4
+        check_xml(alerts[0])
+    finally:
+        stop_server(server)

@@ -214,8 +214,8 @@ class HttpApp:
                 "authentication required: a bearer token or an API key",
                 [("www-authenticate", 'Bearer realm="hounsfield"')],
             )
+        request.principal = principal  # before authorizing: a refusal is audited as theirs
         authorize(principal, need)
-        request.principal = principal
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

@@ -6,7 +6,7 @@ studies stored and their SOP classes). Which message a request gives is decided 
 and path (`classify`): STOW-RS is Instances Transferred (create), QIDO-RS and the change feed
 Query, WADO-RS/WADO-URI and rendered resources Instances Transferred (read), DELETE Instances
 Accessed (delete), a change through the admin API a Security Alert, reading /api/audit Audit
-Log Used, and any 401 a failed User Authentication.
+Log Used, any 401 a failed User Authentication and any 403 a Security Alert.
 
 Who: the principal that authentication put on the request (its subject), else the client
 address.
@@ -123,6 +123,17 @@ class HttpAuditor:
         if status == 401:
             self.audit.record(
                 self.audit.authentication(actor, a.Outcome.MINOR_FAILURE, "credentials refused")
+            )
+        elif status == 403:
+            # An access violation is a Security Alert too (PS3.15 A.5.3.10 note 1, A.5.3.12).
+            self.audit.record(
+                self.audit.security_alert(
+                    actor,
+                    a.USE_OF_RESTRICTED_FUNCTION,
+                    f"{request.method} {request.path}: forbidden",
+                    outcome=a.Outcome.MINOR_FAILURE,
+                    subject=request.path,
+                )
             )
         if pending is None:
             return
