@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from hounsfield.domain import audit as a
-from hounsfield.frontends.http.core import Request
+from hounsfield.frontends.http.core import HttpError, Request
 from hounsfield.services.audit import Actor, AuditService, outcome_of_http
 
 #: Where STOW-RS leaves {study UID: {SOP class UID: count}} of what it stored.
@@ -158,7 +158,10 @@ class HttpAuditor:
             return audit.query(actor, partition, url.encode(), request.path, outcome, uri=True)
         if pending.kind is Kind.TRANSFER:
             if not studies:
-                studies = [v for k, v in request.query_items() if k == "studyUID"][:1]
+                try:
+                    studies = [v for k, v in request.query_items() if k == "studyUID"][:1]
+                except HttpError:
+                    studies = []  # the request was refused for its query already
             return audit.transferred(actor, partition, studies, outcome)
         if pending.kind is Kind.DELETE:
             return audit.deleted(actor, partition, studies, outcome, pending.patient_ids)

@@ -52,33 +52,41 @@ def append(d: Dialect, conn: Connection, messages: Sequence[AuditMessage]) -> li
     d.run(conn, "UPDATE audit_head SET seq = seq WHERE id = 1")  # the chain's lock
     head = d.run(conn, "SELECT seq, hash FROM audit_head WHERE id = 1").fetchone()
     records = list(chain(messages, int(head[0]), str(head[1])))
-    for r in records:
-        d.run(
-            conn,
-            f"INSERT INTO audit_log ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                r.seq,
-                r.event_time,
-                r.event_type,
-                r.action,
-                r.outcome,
-                r.user_id,
-                r.address,
-                r.partition,
-                json.dumps(list(r.patient_ids)),
-                json.dumps(list(r.study_uids)),
-                r.xml,
-                r.prev_hash,
-                r.hash,
-            ),
+    rows = [
+        (
+            r.seq,
+            r.event_time,
+            r.event_type,
+            r.action,
+            r.outcome,
+            r.user_id,
+            r.address,
+            r.partition,
+            json.dumps(list(r.patient_ids)),
+            json.dumps(list(r.study_uids)),
+            r.xml,
+            r.prev_hash,
+            r.hash,
         )
-        objects = {("P", v) for v in r.patient_ids} | {("S", v) for v in r.study_uids}
-        for kind, value in sorted(objects):
-            d.run(
-                conn,
-                "INSERT INTO audit_objects (kind, value, seq) VALUES (?, ?, ?)",
-                (kind, value, r.seq),
-            )
+        for r in records
+    ]
+    objects = [
+        (kind, value, r.seq)
+        for r in records
+        for kind, value in sorted(
+            {("P", v) for v in r.patient_ids} | {("S", v) for v in r.study_uids}
+        )
+    ]
+    # One statement per table for the whole batch (psycopg pipelines executemany).
+    cursor: Any = conn.cursor()  # type: ignore[attr-defined]
+    cursor.executemany(
+        d.sql(f"INSERT INTO audit_log ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+        rows,
+    )
+    if objects:
+        cursor.executemany(
+            d.sql("INSERT INTO audit_objects (kind, value, seq) VALUES (?, ?, ?)"), objects
+        )
     last = records[-1]
     d.run(conn, "UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1", (last.seq, last.hash))
     return records
