@@ -226,3 +226,18 @@ def test_annotation_text() -> None:
     assert left == ["Doe Jane", "ID-1", "19700101 F"]
     assert right == ["CT 20240102", "Chest", "W 400 C 40", "frame 2/3"]
     assert annotation_text(source, 1, RenderOptions(annotations=("technique",)))[0] == []
+
+
+def test_padding_value_written_unsigned_for_signed_pixels() -> None:
+    """PS3.3 C.7.5.1.1.2: Pixel Padding Value has the Pixel Representation of the pixels;
+    one written as US 63536 for signed data means -2000."""
+    from pydicom.dataset import Dataset
+
+    from hounsfield.services.pixels.image import image_info
+
+    ds = Dataset()
+    ds.Rows, ds.Columns, ds.SamplesPerPixel = 2, 2, 1
+    ds.BitsAllocated, ds.BitsStored, ds.PixelRepresentation = 16, 16, 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.add_new(0x00280120, "US", 63536)
+    assert image_info(ds, "1.2.840.10008.1.2.1").padding == (-2000, -2000)

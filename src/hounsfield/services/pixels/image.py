@@ -161,6 +161,11 @@ def image_info(ds: Dataset, transfer_syntax: str, little_endian: bool = True) ->
     if "PixelPaddingValue" in ds and ds.PixelPaddingValue is not None:
         low = int(ds.PixelPaddingValue)
         high = int(ds.get("PixelPaddingRangeLimit", low) or low)
+        if signed and bits_allocated in (8, 16):
+            # Written as US by some modalities although the pixels are signed (PS3.3
+            # C.7.5.1.1.2: the value has the Pixel Representation of the pixels).
+            top = 1 << bits_allocated
+            low, high = (v - top if v >= top >> 1 else v for v in (low, high))
         padding = (min(low, high), max(low, high))
     palette = None
     if photometric == "PALETTE COLOR":
