@@ -125,7 +125,9 @@ def test_a_token_without_known_roles_may_do_nothing(
 ) -> None:
     headers = secured.token("physician", ["default"])
     for bind in READS.values():
-        assert bind(sample)(secured, headers).status_code == 403
+        response = bind(sample)(secured, headers)
+        assert response.status_code == 403
+        assert 'error="insufficient_scope"' in response.headers["www-authenticate"]
 
 
 # --- tenant isolation ----------------------------------------------------------------------

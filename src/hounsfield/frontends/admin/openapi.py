@@ -56,6 +56,7 @@ def openapi_document(version: str) -> dict[str, Any]:
             "/api/health": {
                 "get": {
                     "summary": "Readiness: 200 once the archive serves requests",
+                    "security": [],  # the one route open without credentials
                     "responses": {
                         "200": _json({"type": "object"}, "ready"),
                         "503": _json({"type": "object"}, "starting"),
@@ -171,7 +172,17 @@ def openapi_document(version: str) -> dict[str, Any]:
             **job_paths(),
             **audit_paths(),
         },
+        # docs/security.md: OIDC bearer tokens or API keys (either header), when enabled.
+        "security": [{"bearer": []}, {"apiKey": []}],
         "components": {
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "OIDC access token (JWT) or an API key hfk_...",
+                },
+                "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+            },
             "schemas": {
                 "Error": {
                     "type": "object",
@@ -209,6 +220,6 @@ def openapi_document(version: str) -> dict[str, Any]:
                     },
                 },
                 **job_schemas(),
-            }
+            },
         },
     }

@@ -60,15 +60,21 @@ def requirement(method: str, template: str) -> Requirement | None:
     return Requirement(Permission.ADMIN, every_partition=True)
 
 
+#: RFC 6750 3.1: the credentials are valid but do not grant what the request needs.
+_INSUFFICIENT = [("www-authenticate", 'Bearer realm="hounsfield", error="insufficient_scope"')]
+
+
 def authorize(principal: Principal, need: Requirement) -> None:
     """403 when the principal lacks the permission or the breadth the route needs."""
     if need.permission is not None and not principal.can(need.permission):
         roles = ", ".join(sorted(principal.roles)) or "none"
         raise HttpError(
-            403, f"forbidden: this needs the {need.permission} permission (roles: {roles})"
+            403,
+            f"forbidden: this needs the {need.permission} permission (roles: {roles})",
+            _INSUFFICIENT,
         )
     if need.every_partition and not principal.all_partitions:
-        raise HttpError(403, "forbidden: this route spans every partition")
+        raise HttpError(403, "forbidden: this route spans every partition", _INSUFFICIENT)
 
 
 def use_partition(request: Request, name: str | None, fallback: str = "default") -> str:
