@@ -11,7 +11,7 @@ import jwt
 import orjson
 import pytest
 
-from hounsfield.adapters.auth.jwt import JwksCache, JwtAuthenticator, claim
+from hounsfield.adapters.auth.jwt import JwksCache, JwtAuthenticator, claim, http_get
 from hounsfield.domain.security import AuthenticationError, Permission, Role
 from tests.oidcsupport import AUDIENCE, LocalIssuer, new_key, start_issuer, unsigned_token
 
@@ -157,14 +157,22 @@ def test_refetch_on_unknown_kid_is_rate_limited(issuer: LocalIssuer) -> None:
 
 
 def test_unreachable_issuer_is_a_rejection_not_a_crash() -> None:
-    auth = JwtAuthenticator(issuer="http://127.0.0.1:9/realms/x", audience=AUDIENCE)
+    asked: list[str] = []
+
+    def fetch(url: str) -> bytes:
+        asked.append(url)
+        return http_get(url)
+
+    auth = JwtAuthenticator(issuer="http://127.0.0.1:9/realms/x", audience=AUDIENCE, fetch=fetch)
     issuer = start_issuer()
     try:
         token = issuer.token()
     finally:
         issuer.close()
-    with pytest.raises(AuthenticationError):
-        auth.authenticate(bearer(token))
+    for _ in range(3):
+        with pytest.raises(AuthenticationError, match="metadata"):
+            auth.authenticate(bearer(token))
+    assert len(asked) == 1  # a provider that is down is not asked on every request
 
 
 def test_claims_by_dotted_path_and_scope_strings() -> None:

@@ -192,6 +192,7 @@ class JwtAuthenticator:
         self._jwks_url = jwks_url
         self._min_refresh = min_refresh_seconds
         self._init_lock = threading.Lock()
+        self._discovery_failed: tuple[float, AuthenticationError] | None = None
 
     @property
     def jwks(self) -> JwksCache:
@@ -199,7 +200,16 @@ class JwtAuthenticator:
         while the identity provider is down."""
         with self._init_lock:
             if self._jwks is None:
-                url = self._jwks_url or discover_jwks_url(self.issuer, self._fetch)
+                now = time.monotonic()
+                if self._discovery_failed is not None and (
+                    now - self._discovery_failed[0] < self._min_refresh
+                ):
+                    raise self._discovery_failed[1]  # the provider is not asked again yet
+                try:
+                    url = self._jwks_url or discover_jwks_url(self.issuer, self._fetch)
+                except AuthenticationError as exc:
+                    self._discovery_failed = (now, exc)
+                    raise
                 self._jwks = JwksCache(url, self._fetch, min_refresh_seconds=self._min_refresh)
             return self._jwks
 
