@@ -40,6 +40,23 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
                 headers={"content-type": content_type},
             )
             assert response.status_code == 200, response.text
+        # A plan without pixels in the multi-frame image's study: rendered studies skip it.
+        plan = pydicom.dcmread(io.BytesIO(corpus_bytes(FILES["sr"])))
+        plan.StudyInstanceUID = pydicom.dcmread(
+            io.BytesIO(corpus_bytes(FILES["ybr"]))
+        ).StudyInstanceUID
+        plan.SeriesInstanceUID = plan.SOPInstanceUID = plan.file_meta.MediaStorageSOPInstanceUID = (
+            pydicom.uid.generate_uid(entropy_srcs=["plan in ybr study"])
+        )
+        buffer = io.BytesIO()
+        plan.save_as(buffer)
+        body, content_type = multipart([buffer.getvalue()])
+        response = httpx.post(
+            f"{running.dicomweb}/partitions/ybr/studies",
+            content=body,
+            headers={"content-type": content_type},
+        )
+        assert response.status_code == 200, response.text
         yield running
     finally:
         stop_server(running)

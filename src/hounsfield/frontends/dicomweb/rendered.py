@@ -260,22 +260,35 @@ async def rendered_collection(request: Request, ctx: Context) -> Response:
     options = parse_options(request, multipart=True)
     pixels = _pixels(ctx)
     instances = await _instances(request, ctx)
-    renderable: list[tuple[StoredInstance, int]] = []
-    for instance in instances:
+
+    async def frame_count(instance: StoredInstance) -> int | None:
         try:
-            renderable.append((instance, await asyncio.to_thread(pixels.frame_count, instance)))
+            return await asyncio.to_thread(pixels.frame_count, instance)
         except (NotFoundError, CodecError, InvalidDicomError):
-            continue  # an SR, a KOS...: nothing to render as an image
-    if not renderable:
+            return None  # an SR, a KOS...: nothing to render as an image
+
+    # Only the first image is looked for before answering (404 when there is none); the
+    # others are read while the response streams, so the first part leaves at once.
+    first = 0
+    count = None
+    while first < len(instances) and count is None:
+        count = await frame_count(instances[first])
+        first += 1
+    if count is None:
         raise HttpError(404, "no instance of this resource holds an image")
     boundary = new_boundary()
 
     async def body() -> AsyncIterator[bytes]:
-        for instance, count in renderable:
+        frames: int | None = count
+        for index, instance in enumerate(instances[first - 1 :]):
+            if index:
+                frames = await frame_count(instance)
+            if frames is None:
+                continue
             groups = (
-                [list(range(1, count + 1))]
+                [list(range(1, frames + 1))]
                 if options.media_type in render.MULTI_FRAME_TYPES
-                else [[n] for n in range(1, count + 1)]
+                else [[n] for n in range(1, frames + 1)]
             )
             for numbers in groups:
                 image = await render_frames(pixels, instance, numbers, options)
