@@ -81,13 +81,19 @@ def test_bad_tokens_are_rejected(secured: Secured) -> None:
         "wrong issuer": issuer.token(iss="https://evil.example/realms/test"),
         "alg none": unsigned_token(issuer.claims(roles=["admin"], partitions=["*"])),
         "unknown kid": issuer.token(key=new_key("never-published", "RS256")),
+        "kid with control and non-ASCII characters": issuer.token(
+            key=new_key('ключ"\r\nSet-Cookie: x=1', "RS256")
+        ),
     }
     for label, token in bad.items():
         response = httpx.get(
             secured.server.dicomweb + "/studies", headers={"authorization": f"Bearer {token}"}
         )
         assert response.status_code == 401, label
-        assert 'error="invalid_token"' in response.headers["www-authenticate"], label
+        challenge = response.headers["www-authenticate"]
+        assert 'error="invalid_token"' in challenge, label
+        assert challenge.isascii() and "\n" not in challenge, label
+        assert "set-cookie" not in response.headers, label
 
 
 def test_key_rotation_is_picked_up_and_retired_keys_fail(secured: Secured) -> None:

@@ -201,7 +201,11 @@ class HttpApp:
         except AuthenticationError as exc:
             client = request.scope.get("client") or ("?", 0)
             log.info("authentication failed from %s: %s", client[0], exc)
-            reason = str(exc).replace('"', "'").replace("\\", "/")
+            # RFC 6750 3: error_description is printable ASCII without '"' or '\\'; the
+            # reason may quote the token's own header (a kid), so nothing else gets through.
+            reason = "".join(c if " " <= c <= "~" and c not in '"\\' else "?" for c in str(exc))[
+                :200
+            ]
             challenge = (
                 f'Bearer realm="hounsfield", error="invalid_token", error_description="{reason}"'
             )
