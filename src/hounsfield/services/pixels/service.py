@@ -13,7 +13,6 @@ import threading
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from io import BytesIO
 
 import numpy as np
@@ -30,7 +29,9 @@ from hounsfield.services.pixels.image import ImageInfo, image_info
 from hounsfield.services.pixels.syntaxes import EXPLICIT_VR_BE, SYNTAXES, can_encode
 from hounsfield.services.retrieve import RetrieveService
 
-_HEADERS_KEPT = 256
+#: Descriptions kept (a few KiB each): enough for the series a viewer scrolls through, so
+#: that rendering a frame parses no header (pydicom takes about 0.8 ms for a CT header).
+_HEADERS_KEPT = 4096
 #: Memory for recently decoded frames (per process): 128 frames of a 512x512 CT.
 DECODED_FRAMES_BYTES = 64 << 20
 
@@ -39,16 +40,72 @@ class NoPixelDataError(NotFoundError):
     """The instance holds no image (an SR, a KOS...): only its header can be re-encoded."""
 
 
-@dataclass(frozen=True, slots=True)
-class Source:
-    """An instance ready to be decoded: its header, its description and its frames."""
+#: What rendering reads from a header besides the Image Pixel description (annotations,
+#: frame timing): kept with the description, so that rendering needs no full header.
+_SUMMARY = (
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "Modality",
+    "StudyDate",
+    "SeriesDescription",
+    "FrameTime",
+    "FrameTimeVector",
+    "RecommendedDisplayFrameRate",
+    "CineRate",
+)
 
-    header: Dataset
-    info: ImageInfo
-    frame_count: int
-    compressed_bytes: int
-    read_frame: Callable[[int], bytes]  # 1-based frame number -> the frame's bytes
-    key: str = ""  # identifies the stored bytes the frames come from
+
+def _summary(header: Dataset) -> Dataset:
+    summary = Dataset()
+    for keyword in _SUMMARY:
+        if keyword in header:
+            summary[keyword] = header[keyword]
+    return summary
+
+
+class Source:
+    """An instance ready to be decoded: its description, its frames, a summary of its header
+    for display, and the whole header (parsed when first asked for: transcoding needs it,
+    rendering does not)."""
+
+    __slots__ = (
+        "_header",
+        "_load_header",
+        "compressed_bytes",
+        "frame_count",
+        "info",
+        "key",
+        "read_frame",
+        "summary",
+    )
+
+    def __init__(
+        self,
+        summary: Dataset,
+        info: ImageInfo,
+        frame_count: int,
+        compressed_bytes: int,
+        read_frame: Callable[[int], bytes],  # 1-based frame number -> the frame's bytes
+        key: str = "",  # identifies the stored bytes the frames come from
+        load_header: Callable[[], Dataset] | None = None,
+    ) -> None:
+        self.summary = summary
+        self.info = info
+        self.frame_count = frame_count
+        self.compressed_bytes = compressed_bytes
+        self.read_frame = read_frame
+        self.key = key
+        self._load_header = load_header
+        self._header: Dataset | None = None if load_header is not None else summary
+
+    @property
+    def header(self) -> Dataset:
+        if self._header is None:
+            assert self._load_header is not None
+            self._header = self._load_header()
+        return self._header
 
 
 def _parse(data: bytes, stop_before_pixels: bool) -> Dataset:
@@ -94,10 +151,17 @@ class PixelService:
         if layout is None or not layout.frames:
             return self._whole(instance)
         key = f"{instance.blob_key}:{instance.sha256}"
+        stored = instance
+
+        def load_header() -> Dataset:
+            head = self.retrieve.blobs.get_range(stored.blob_key, 0, layout.value_offset)
+            return _parse(head, stop_before_pixels=True)
+
         with self._lock:
             cached = self._headers.get(key)
             if cached is not None:
                 self._headers.move_to_end(key)
+        header: Dataset | None = None
         if cached is None:
             head = self.retrieve.blobs.get_range(instance.blob_key, 0, layout.value_offset)
             header = _parse(head, stop_before_pixels=True)
@@ -109,12 +173,12 @@ class PixelService:
                 and info.bits_allocated == 8
                 and head[layout.value_offset - 8 : layout.value_offset - 6] == b"OW"
             )
-            cached = (header, info, swap)
+            cached = (_summary(header), info, swap)
             with self._lock:
                 self._headers[key] = cached
                 while len(self._headers) > _HEADERS_KEPT:
                     self._headers.popitem(last=False)
-        header, info, swap = cached
+        summary, info, swap = cached
         frames = layout.frames
         compressed = sum(length for frame in frames for _, length in frame)
 
@@ -123,7 +187,10 @@ class PixelService:
                 return self._swapped_frame(instance, info, number)
             return b"".join(self.retrieve.frame(instance, number))
 
-        return Source(header, info, len(frames), compressed, read, key)
+        source = Source(summary, info, len(frames), compressed, read, key, load_header)
+        if header is not None:
+            source._header = header  # just parsed: no need to read it again
+        return source
 
     def _swapped_frame(self, instance: StoredInstance, info: ImageInfo, number: int) -> bytes:
         """8-bit samples in a big endian OW value are byte-swapped in 16-bit words (PS3.5
@@ -167,7 +234,9 @@ class PixelService:
             return frames[number - 1]
 
         key = f"{instance.blob_key}:{instance.sha256}"
-        return Source(dataset, info, len(frames), sum(map(len, frames)), read, key)
+        source = Source(_summary(dataset), info, len(frames), sum(map(len, frames)), read, key)
+        source._header = dataset
+        return source
 
     def decode(self, source: Source, number: int, keep: bool = True) -> Decoded:
         """Frame `number` (1-based) decoded to stored values. Recently decoded frames are
@@ -263,7 +332,7 @@ class PixelService:
                 left, right = annotation_text(source, number, options)
                 image = render.annotate(image, left, right)
             images.append(image)
-        frame_time = frame_time_ms(source.header)
+        frame_time = frame_time_ms(source.summary)
         output = render.encode(images, options.media_type, options.quality, frame_time)
         if self.outputs is not None:
             self.outputs.put(instance, variant, output)
@@ -300,7 +369,7 @@ def annotation_text(
 ) -> tuple[list[str], list[str]]:
     """The lines of PS3.18 8.3.5.1.1 annotations: "patient" (name, ID, birth date, sex) at
     the top left, "technique" (modality and date, series, window, frame) at the top right."""
-    header, info = source.header, source.info
+    header, info = source.summary, source.info
     left: list[str] = []
     right: list[str] = []
     if "patient" in options.annotations:
