@@ -15,7 +15,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import free_port, start_server, stop_server
 from tests.e2e.authsupport import Secured, hounsfield_cli
 from tests.oidcsupport import new_key, unsigned_token
 
@@ -190,3 +190,26 @@ def test_serve_refuses_a_public_host_without_authentication(tmp_path: Path) -> N
     for setting in ("auth_oidc_issuer", "auth_api_keys", "allow_unauthenticated"):
         assert setting in result.stderr
     assert not (tmp_path / "data" / "index.db").exists()  # refused before opening anything
+
+
+def test_every_http_worker_process_authenticates(tmp_path: Path) -> None:
+    """With http_workers > 1 each worker builds its app from the settings (create_app)."""
+    data_dir = tmp_path / "data"
+    made = hounsfield_cli(data_dir, "keys", "create", "--name", "w", "--role", "viewer", "--json")
+    key = orjson.loads(made.stdout)["key"]
+    server = start_server(
+        data_dir,
+        {
+            "HOUNSFIELD_HTTP_WORKERS": "2",
+            "HOUNSFIELD_AUTH_API_KEYS": "true",
+            "HOUNSFIELD_DIMSE_ENABLED": "false",
+        },
+    )
+    try:
+        url = server.dicomweb + "/studies"
+        for _ in range(6):  # one connection each: the workers share the listening socket
+            assert httpx.get(url).status_code == 401
+            assert httpx.get(url, headers={"x-api-key": key}).status_code in (200, 204)
+            assert httpx.post(url, headers={"x-api-key": key}).status_code == 403
+    finally:
+        stop_server(server)
