@@ -15,7 +15,7 @@ import click
 import orjson
 
 from hounsfield.bootstrap import open_index
-from hounsfield.config import Settings
+from hounsfield.config import ConfigError, Settings
 from hounsfield.ports.auth import ApiKey
 from hounsfield.services.apikeys import ApiKeyService
 
@@ -23,7 +23,12 @@ from hounsfield.services.apikeys import ApiKeyService
 @contextmanager
 def _service(settings: Settings) -> Iterator[ApiKeyService]:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    index = open_index(settings.index_url, durable=settings.durable, migrate=settings.index_migrate)
+    try:
+        index = open_index(
+            settings.index_url, durable=settings.durable, migrate=settings.index_migrate
+        )
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
     try:
         yield ApiKeyService(index.api_keys, settings.default_partition)
     finally:
