@@ -255,3 +255,17 @@ def test_single_instance_entity_tag(server: RunningServer) -> None:
     assert again.status_code == 304 and again.content == b""
     repeat = httpx.get(url, headers={"accept": f"application/dicom; transfer-syntax={RLE}"})
     assert repeat.content == transcoded.content  # the tag is strong: same bytes every time
+
+
+def test_frames_entity_tag(server: RunningServer) -> None:
+    """The same frames in the same representation are the same bytes: a strong ETag."""
+    url = instance_url(server, "rle") + "/frames/1,2"
+    native = {"accept": 'multipart/related; type="application/octet-stream"'}
+    first = httpx.get(url, headers=native)
+    second = httpx.get(url, headers=native)
+    assert first.content == second.content
+    assert first.headers["etag"] == second.headers["etag"]
+    as_stored = httpx.get(url, headers={"accept": "*/*"})
+    assert as_stored.headers["etag"] != first.headers["etag"]
+    revalidated = httpx.get(url, headers={**native, "if-none-match": first.headers["etag"]})
+    assert revalidated.status_code == 304 and revalidated.content == b""
