@@ -11,20 +11,29 @@ is in both figures and the ratio is what stays meaningful on a shared machine (D
   by a one-month StudyDate range over the QIDO-RS query set, every answer's match count checked.
 - C-GET (PS3.4 C.4.3) with DCMTK getscu and C-MOVE (PS3.4 C.4.2) with movescu to a storescp, of
   the CT study the STOW-RS scenario stored.
+
+`python -m bench.dimse [--count 500] [--rounds 7]` runs the C-STORE scenario alone, with more
+rounds than `bench.run` gives it, on fresh archives; JSON in bench/results/cstore-<UTC time>.json.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import random
 import statistics
+import sys
+import tempfile
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from bench import qr
+from bench import hounsfield as hounsfield_server
+from bench import machine, orthanc, qr, report
 from bench.cstore import send_raw, split_part10
 from bench.data import CtSeriesSpec, TinyArchive, ct_instances
 from bench.report import Row, Target, latency_row
@@ -222,3 +231,50 @@ def rows(details: dict[str, Any], ct_slices: int) -> list[Row]:
             )
         )
     return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="C-STORE ingest, Hounsfield and Orthanc")
+    parser.add_argument("--count", type=int, default=500, help="CT instances per round")
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--results-dir", type=Path, default=Path(__file__).parent / "results")
+    args = parser.parse_args(argv)
+
+    def say(message: str) -> None:
+        print(f"[bench.dimse {datetime.now(UTC):%H:%M:%S}] {message}", flush=True)
+
+    started = datetime.now(UTC)
+    problems = Problems()
+    with tempfile.TemporaryDirectory(prefix="hf-bench-cstore-") as tmp:
+        archives = {"Hounsfield": hounsfield_server.start(Path(tmp) / "hounsfield")}
+        try:
+            orthanc.ensure_installed([])
+            archives["Orthanc"] = orthanc.start(Path(tmp) / "orthanc")
+            meter = machine.CpuMeter()
+            result = cstore(archives, args.count, args.rounds, problems, say)
+            result["others_during"] = round(meter.others(), 2)
+        finally:
+            for archive in archives.values():
+                archive.stop()
+    out = {
+        "started_at": started.isoformat(timespec="seconds"),
+        "machine": report.machine(),
+        "cstore": result,
+        "problems": problems.items,
+    }
+    args.results_dir.mkdir(parents=True, exist_ok=True)
+    path = args.results_dir / f"cstore-{started:%Y%m%dT%H%M%SZ}.json"
+    path.write_text(json.dumps(out, indent=1) + "\n")
+    for associations in ASSOCIATIONS:
+        per = result[str(associations)]
+        h, o = per["Hounsfield"]["rate"], per["Orthanc"]["rate"]
+        say(
+            f"{associations} association(s): Hounsfield {h:.0f} {per['Hounsfield']['rates']},"
+            f" Orthanc {o:.0f} {per['Orthanc']['rates']}, ratio {h / o:.2f}"
+        )
+    say(f"results: {path}; problems: {problems.items or 'none'}")
+    return 1 if problems.items else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

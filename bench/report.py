@@ -316,3 +316,47 @@ def chart(report: Report, path: Path) -> bool:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return True
+
+
+def from_json(data: dict[str, Any]) -> Report:
+    """A report read back from its results file (`write_json`)."""
+    rows = []
+    for raw in data["rows"]:
+        fields = {k: v for k, v in raw.items() if k not in ("ratio", "met")}
+        target = fields.pop("target")
+        rows.append(Row(**fields, target=Target(**target) if target else None))
+    return Report(
+        started_at=data["started_at"],
+        command=data["command"],
+        machine=data["machine"],
+        archives=data["archives"],
+        rows=rows,
+        details=data["details"],
+        problems=data["problems"],
+        finished_at=data["finished_at"],
+        smoke=data["smoke"],
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m bench.report RESULTS.json`: the generated block of docs/perf.md and its chart
+    again, from a run's results file (e.g. the quietest of several runs)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("results", type=Path)
+    parser.add_argument(
+        "--perf-md", type=Path, default=Path(__file__).parent.parent / "docs/perf.md"
+    )
+    args = parser.parse_args(argv)
+    out = from_json(json.loads(args.results.read_text()))
+    chart_path = args.perf_md.parent / "perf" / "ratios.png"
+    has_chart = chart(out, chart_path)
+    rel = chart_path.relative_to(args.perf_md.parent).as_posix() if has_chart else None
+    update_perf_md(args.perf_md, markdown(out, rel))
+    print(f"updated {args.perf_md}" + (f" and {chart_path}" if has_chart else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
