@@ -100,6 +100,8 @@ class AuditService:
     _thread: threading.Thread | None = field(default=None, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     _sink_failures: int = field(default=0, init=False)
+    #: Patient IDs of recently audited studies (the writer thread's only), bounded.
+    _patients: dict[tuple[str, str], str] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         self._queue = queue.Queue(maxsize=max(self.queue_size, 1))
@@ -216,7 +218,13 @@ class AuditService:
         patients: list[str] = []
         for uid in message.study_uids[:20]:
             try:
-                patient_id = self.patient_of(message.partition, uid)
+                patient_id = self._patients.get((message.partition, uid))
+                if patient_id is None:
+                    patient_id = self.patient_of(message.partition, uid)
+                    if patient_id is not None:
+                        if len(self._patients) >= 10_000:
+                            self._patients.clear()
+                        self._patients[(message.partition, uid)] = patient_id
             except Exception:
                 log.debug("no patient for an audited study", exc_info=True)
                 continue
