@@ -19,6 +19,7 @@ import click
 import orjson
 
 from hounsfield.bootstrap import Archive, background_tasks, open_archive
+from hounsfield.cli.opened import opened_archive
 from hounsfield.config import Settings
 from hounsfield.ports.jobs import Job, JobFilter, JobState
 from hounsfield.services.jobs import JobService, job_document
@@ -50,12 +51,9 @@ async def _work(archive: Archive) -> None:
 
 @contextlib.contextmanager
 def _jobs(settings: Settings) -> Iterator[JobService]:
-    archive = open_archive(settings)
-    try:
+    with opened_archive(settings) as archive:
         assert archive.services.jobs is not None
         yield archive.services.jobs
-    finally:
-        archive.close()
 
 
 def _when(moment: datetime | None) -> str:

@@ -7,22 +7,19 @@ from pathlib import Path
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from hounsfield.bootstrap import open_archive
+from hounsfield.cli.opened import opened_archive
 from hounsfield.config import Settings
 from hounsfield.domain.errors import NotFoundError
 
 
 def erase(settings: Settings, partition: str, patient_id: str, issuer: str | None) -> None:
-    archive = open_archive(settings)
-    try:
+    with opened_archive(settings) as archive:
         patients = archive.services.patients
         assert patients is not None
         try:
             report = patients.erase(partition, patient_id, issuer)
         except NotFoundError as exc:
             raise click.ClickException(str(exc)) from None
-    finally:
-        archive.close()
     click.echo(
         f"erased {len(report.studies)} studies, {report.instances} instances"
         f" ({report.cancelled_jobs} queued jobs cancelled, {report.cached_images} cached images)"
@@ -37,8 +34,7 @@ def export(
     target: Path,
     progress: bool,
 ) -> None:
-    archive = open_archive(settings)
-    try:
+    with opened_archive(settings) as archive:
         patients = archive.services.patients
         assert patients is not None
         try:
@@ -61,8 +57,6 @@ def export(
                 )
         except NotFoundError as exc:
             raise click.ClickException(str(exc)) from None
-    finally:
-        archive.close()
     click.echo(
         f"exported {report.instances} instances of {report.studies} studies"
         f" ({report.bytes} bytes); manifest {report.manifest}"
