@@ -177,7 +177,10 @@ class DerivedCopyService:
 
     def copy_for(self, instance: StoredInstance) -> StoredInstance | None:
         """The copy as a `StoredInstance` the pixel service decodes instead of the original,
-        or None. Answers are cached: a copy by the original's content, an absence briefly."""
+        or None. Answers are cached: a copy by the original's content, an absence briefly;
+        instances in a syntax that never gets a copy cost nothing."""
+        if instance.transfer_syntax_uid not in SLOW_SYNTAXES:
+            return None
         cache_key = f"{instance.partition}/{instance.sop_uid}/{instance.sha256}"
         now = time.monotonic()
         with self._lock:
