@@ -21,7 +21,7 @@ import pytest
 
 from hounsfield.domain.audit import validate_xml
 from tests.builders import make_instance, multipart, uid
-from tests.conftest import RunningServer, require_tool, start_server, stop_server
+from tests.conftest import RunningServer, free_port, require_tool, start_server, stop_server
 
 
 @pytest.fixture(scope="module")
@@ -285,3 +285,50 @@ def test_the_principal_is_the_audited_user(tmp_path: Path) -> None:
         check_xml(alerts[0])
     finally:
         stop_server(server)
+
+
+def test_a_move_names_its_destination(archive: RunningServer, tmp_path: Path) -> None:
+    storescp, movescu = require_tool("storescp"), require_tool("movescu")
+    study = uid()
+    body, content_type = multipart([make_instance(study_uid=study, patient_id="PAT-MOVE")])
+    httpx.post(
+        archive.dicomweb + "/studies", content=body, headers={"content-type": content_type}
+    ).raise_for_status()
+    port = free_port()
+    out = tmp_path / "moved"
+    out.mkdir()
+    receiver = subprocess.Popen(
+        [storescp, "-aet", "MOVEDEST", "-od", str(out), str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        registered = httpx.put(
+            archive.url + "/api/remote-aes/MOVEDEST", json={"host": "127.0.0.1", "port": port}
+        )
+        assert registered.status_code in (200, 201)
+        time.sleep(0.3)
+        done = subprocess.run(
+            [movescu, "-aet", "MOVER", "-aec", archive.ae_title, "-aem", "MOVEDEST", "-S"]  # noqa: RUF005
+            + ["-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={study}"]
+            + ["127.0.0.1", str(archive.dimse_port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+    finally:
+        receiver.terminate()
+        receiver.wait(timeout=10)
+    assert len(list(out.iterdir())) == 1
+    begun = wait_for(archive, lambda r: r["user"] == "MOVER", type="begin-transferring")
+    assert begun and begun[0]["studies"] == [study] and begun[0]["outcome"] == 0
+    root = ElementTree.fromstring(begun[0]["xml"])
+    roles = {
+        p.get("UserID"): p.find("RoleIDCode").get("csd-code")  # type: ignore[union-attr]
+        for p in root.findall("ActiveParticipant")
+        if p.find("RoleIDCode") is not None
+    }
+    assert roles["MOVEDEST"] == "110152" and roles[archive.ae_title] == "110153"
+    check_xml(begun[0])
