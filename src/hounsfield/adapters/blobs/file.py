@@ -4,6 +4,13 @@ Objects are moved into place with an atomic rename from a staging directory on t
 system, so a reader never sees a half-written object, and fsynced (file, then directory) before
 `put_file` returns when durability is asked for (docs/adr/0002-durability.md).
 
+A blob's name is durable only once every directory entry on its path is: the file's entry in
+its directory, and the entry of each directory this store created for it (a new study or
+series directory) in its parent. Directories created by `put_file` are remembered as *fresh*
+until a `make_durable` has synced their parents; every `make_durable` whose keys lie under a
+fresh directory syncs those parents too, so an instance stored by another thread into a series
+directory just created is not acknowledged before that directory's name is on disk.
+
 `make_durable` issues the fsyncs of a batch's files and of their directories all at once, from
 a small pool of threads, and returns when every one has completed. Every fsync it needs still
 happens after the link that created the name, so the guarantee is the same as syncing them one
@@ -48,6 +55,9 @@ class FileBlobStore:
         self.root.mkdir(parents=True, exist_ok=True)
         self._sync_pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
+        #: Directories created here whose own entry (in their parent) may not be durable yet.
+        self._fresh: set[Path] = set()
+        self._fresh_lock = threading.Lock()
 
     def _pool(self) -> ThreadPoolExecutor:
         with self._pool_lock:
@@ -62,12 +72,23 @@ class FileBlobStore:
             raise BlobKeyError(f"invalid blob key {key!r}")
         return self.root.joinpath(*parts)
 
+    def _make_directory(self, directory: Path) -> None:
+        """Create `directory` and its missing ancestors, recorded as fresh *before* they exist,
+        so a thread that finds one already there also finds it fresh (module docstring)."""
+        if directory.is_dir():
+            return
+        missing: list[Path] = []
+        probe = directory
+        while probe != self.root and not probe.is_dir():
+            missing.append(probe)
+            probe = probe.parent
+        with self._fresh_lock:
+            self._fresh.update(missing)
+        directory.mkdir(parents=True, exist_ok=True)
+
     def put_file(self, key: str, staged: Path, *, durable: bool = True) -> None:
         target = self.path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if durable:
-            with staged.open("rb") as f:
-                os.fsync(f.fileno())
+        self._make_directory(target.parent)
         try:
             # A hard link never replaces an existing file, so of two concurrent puts of one key
             # exactly one wins; a check followed by a rename would let both through.
@@ -86,19 +107,30 @@ class FileBlobStore:
                 shutil.copyfile(staged, target)
         staged.unlink(missing_ok=True)
         if durable:
-            dir_fd = os.open(target.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+            self.make_durable([key])
 
     def make_durable(self, keys: Sequence[str]) -> None:
-        """fsync each file and each distinct directory once (so the new names survive a crash
-        too), all at once (module docstring); the first failure is raised once all are done."""
+        """fsync each file, each distinct directory once, and the parents of the fresh
+        directories above them (so the new names survive a crash too), all at once (module
+        docstring); the first failure is raised once all are done."""
         files = [self.path(key) for key in keys]
-        targets = list(dict.fromkeys([*files, *(path.parent for path in files)]))
+        with self._fresh_lock:
+            fresh = [
+                directory
+                for directory in dict.fromkeys(a for f in files for a in f.parents)
+                if directory in self._fresh
+            ]
+        targets = list(
+            dict.fromkeys([*files, *(f.parent for f in files), *(d.parent for d in fresh)])
+        )
         if not targets:
             return
+        self._sync(targets)
+        if fresh:
+            with self._fresh_lock:
+                self._fresh.difference_update(fresh)
+
+    def _sync(self, targets: list[Path]) -> None:
         pool = self._pool()
         pending: list[Future[None]] = [pool.submit(_fsync_path, t) for t in targets[1:]]
         error: BaseException | None = None
