@@ -19,7 +19,7 @@ from hounsfield.frontends.http.core import HttpError, Request, Response
 from hounsfield.frontends.http.mediatypes import parse_accept
 from hounsfield.frontends.http.multipart import closing, new_boundary, part_header
 from hounsfield.ports.index import StoredInstance
-from hounsfield.services.pixels import render
+from hounsfield.services.pixels import cine, render
 from hounsfield.services.pixels.codec import CodecError
 from hounsfield.services.pixels.render import (
     RenderError,
@@ -91,25 +91,43 @@ def parse_viewport(text: str) -> Viewport:
     return Viewport(vw, vh, sx or 0, sy or 0, sw, sh)
 
 
-def _media_type(request: Request, multipart: bool) -> str:
-    """PS3.18 8.7.4 and 8.3.3.1: the `accept` query parameter, else the Accept header."""
+def _negotiate(request: Request, multipart: bool) -> tuple[str, bool]:
+    """PS3.18 8.7.4 and 8.3.3.1: the `accept` query parameter, else the Accept header; the
+    rendered media type, and whether it was asked for inside multipart/related."""
     query = [v for k, v in request.query_items() if k == "accept"]
     header = ", ".join(query) if query else request.headers.get("accept")
     for media in parse_accept(header):
         kind = media.type
+        wrapped = kind in ("multipart/related", "multipart/*")
         if kind == "multipart/related":
             kind = media.params.get("type", render.JPEG)
         if kind in render.RENDERED_TYPES:
-            return kind
+            return kind, wrapped
         if kind in ("*/*", "image/*", "multipart/*"):
-            return render.JPEG
+            return render.JPEG, wrapped
         if kind == "video/*":
-            return render.MP4
+            return render.MP4, wrapped
     raise HttpError(
         406,
         "rendered resources are available as image/jpeg, image/png, image/gif and video/mp4"
         + (" (in multipart/related)" if multipart else ""),
     )
+
+
+def _media_type(request: Request, multipart: bool) -> str:
+    return _negotiate(request, multipart)[0]
+
+
+def parse_frame_rate(text: str) -> float:
+    """`framerate` (frames per second, this archive's parameter; PS3.18 8.3.5.1 defines
+    none): the pace of an animation, or of the parts of a streamed multipart response."""
+    try:
+        rate = float(text.strip())
+    except ValueError as exc:
+        raise HttpError(400, f"framerate {text!r}: a number of frames per second expected") from exc
+    if not 0 < rate <= cine.MAX_FRAME_RATE:
+        raise HttpError(400, f"framerate {text!r}: more than 0, at most {cine.MAX_FRAME_RATE:g}")
+    return rate
 
 
 def parse_options(request: Request, multipart: bool = False) -> RenderOptions:
@@ -130,8 +148,9 @@ def parse_options(request: Request, multipart: bool = False) -> RenderOptions:
         unknown = set(annotations) - {"patient", "technique"}
         if unknown:
             raise HttpError(400, f"annotation {params['annotation']!r}: patient, technique")
+    frame_rate = parse_frame_rate(params["framerate"]) if "framerate" in params else None
     media_type = _media_type(request, multipart)
-    return RenderOptions(media_type, window, viewport, quality, annotations)
+    return RenderOptions(media_type, window, viewport, quality, annotations, frame_rate)
 
 
 async def _instances(request: Request, ctx: Context) -> list[StoredInstance]:
@@ -255,11 +274,42 @@ def _multipart(media_type: str, images: list[bytes]) -> Response:
     return Response(200, bytes(body), [("content-type", header)])
 
 
+async def series_cine(
+    request: Request, pixels: PixelService, instances: list[StoredInstance], options: RenderOptions
+) -> Response:
+    """A series as one animation (bare image/gif or video/mp4): services/pixels/cine.py."""
+    etag = cine.etag(instances, render.variant([], options, None))
+    headers = [("etag", etag), ("cache-control", CACHE_CONTROL)]
+    if not_modified(request, etag):
+        return Response(304, b"", headers)
+    try:
+        body = await asyncio.to_thread(cine.render_series, pixels, instances, options)
+    except cine.CineTooLargeError as exc:
+        raise HttpError(400, str(exc)) from exc
+    except NotFoundError as exc:
+        raise HttpError(404, str(exc)) from exc
+    except VideoUnavailableError as exc:
+        raise HttpError(406, str(exc)) from exc
+    except RenderError as exc:
+        raise HttpError(400, str(exc)) from exc
+    except (CodecError, InvalidDicomError) as exc:
+        raise HttpError(500, f"the series cannot be decoded: {exc}") from exc
+    return Response(200, body, [("content-type", options.media_type), *headers])
+
+
 async def rendered_collection(request: Request, ctx: Context) -> Response:
-    """A study or series: every frame of every image instance, streamed part by part."""
+    """A study or series: every frame of every image instance, streamed part by part (at
+    `framerate` parts per second when asked); a series asked for as bare image/gif or
+    video/mp4 is one animation of all its instances (`series_cine`)."""
     options = parse_options(request, multipart=True)
     pixels = _pixels(ctx)
     instances = await _instances(request, ctx)
+    if (
+        "series" in request.params
+        and options.media_type in render.MULTI_FRAME_TYPES
+        and not _negotiate(request, True)[1]
+    ):
+        return await series_cine(request, pixels, instances, options)
 
     async def frame_count(instance: StoredInstance) -> int | None:
         try:
@@ -279,6 +329,9 @@ async def rendered_collection(request: Request, ctx: Context) -> Response:
     boundary = new_boundary()
 
     async def body() -> AsyncIterator[bytes]:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        sent = 0
         frames: int | None = count
         for index, instance in enumerate(instances[first - 1 :]):
             if index:
@@ -292,6 +345,9 @@ async def rendered_collection(request: Request, ctx: Context) -> Response:
             )
             for numbers in groups:
                 image = await render_frames(pixels, instance, numbers, options)
+                if options.frame_rate and sent:
+                    await asyncio.sleep(cine.pace(started, sent, options.frame_rate, loop.time()))
+                sent += 1
                 yield part_header(boundary, options.media_type) + image + b"\r\n"
         yield closing(boundary)
 

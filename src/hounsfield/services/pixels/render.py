@@ -38,7 +38,7 @@ FUNCTIONS = ("LINEAR", "LINEAR_EXACT", "SIGMOID")
 
 #: Part of every rendered output's cache key and ETag: bump it when the pipeline's output
 #: changes, so that nothing rendered by an earlier version is served.
-RENDERER_VERSION = "1"
+RENDERER_VERSION = "2"
 
 
 class RenderError(ValueError):
@@ -84,6 +84,9 @@ class RenderOptions:
     quality: int = 90
     #: PS3.18 8.3.5.1.1: "patient" and/or "technique", burned in after rendering.
     annotations: tuple[str, ...] = ()
+    #: Frames per second of an animation (the `framerate` query parameter), overriding the
+    #: object's Frame Time / Recommended Display Frame Rate / Cine Rate.
+    frame_rate: float | None = None
 
 
 def variant(numbers: Sequence[int], options: RenderOptions, fit: int | None) -> str:
@@ -183,10 +186,21 @@ def _p_values(
         shown = apply_window(
             modality_values, Window((low + high) / 2, max(high - low, 1.0), "LINEAR_EXACT")
         )
-    if photometric == "MONOCHROME1" or info.presentation_inverse:
+    if inverted(photometric, info):
         shown = 255.0 - shown
     table: np.ndarray[Any, Any] = np.clip(np.rint(shown), 0, 255).astype(np.uint8)
     return table
+
+
+def inverted(photometric: str, info: ImageInfo) -> bool:
+    """Whether the Presentation LUT inverts (PS3.4 N.2.1.4, PS3.3 C.11.6.1.2: P-Value =
+    maximum - output). In an image (General Image module, PS3.3 C.7.6.1), Presentation LUT
+    Shape (2050,0020) INVERSE goes with MONOCHROME1 and IDENTITY with MONOCHROME2: both
+    describe one inversion, so MONOCHROME1 with INVERSE is inverted once, not twice. INVERSE
+    on a MONOCHROME2 image (not what the standard asks for, but written by some modalities) is
+    honoured as the one inversion; IDENTITY on MONOCHROME1 does not cancel the inversion that
+    the Photometric Interpretation calls for."""
+    return photometric == "MONOCHROME1" or info.presentation_inverse
 
 
 def colour(decoded: Decoded, info: ImageInfo) -> np.ndarray[Any, Any]:
@@ -203,11 +217,10 @@ def display(decoded: Decoded, info: ImageInfo, window: Window | None) -> np.ndar
         decoded.array.ndim == 2 and decoded.photometric != "PALETTE COLOR"
     ):
         if info.bits_allocated == 1:
-            return np.where(
-                decoded.array > 0,
-                0 if decoded.photometric == "MONOCHROME1" else 255,
-                255 if decoded.photometric == "MONOCHROME1" else 0,
-            ).astype(np.uint8)
+            invert = inverted(decoded.photometric, info)
+            return np.where(decoded.array > 0, 0 if invert else 255, 255 if invert else 0).astype(
+                np.uint8
+            )
         return grayscale(decoded, info, window)
     return colour(decoded, info)
 

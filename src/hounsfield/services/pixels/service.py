@@ -332,7 +332,9 @@ class PixelService:
                 left, right = annotation_text(source, number, options)
                 image = render.annotate(image, left, right)
             images.append(image)
-        frame_time = frame_time_ms(source.summary)
+        frame_time = (
+            1000.0 / options.frame_rate if options.frame_rate else frame_time_ms(source.summary)
+        )
         output = render.encode(images, options.media_type, options.quality, frame_time)
         if self.outputs is not None:
             self.outputs.put(instance, variant, output)

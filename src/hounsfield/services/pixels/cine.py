@@ -1,0 +1,144 @@
+"""Cine of a whole series: its image instances, in Instance Number order, as one animated GIF
+or video (PS3.18 8.7.4: image/gif and video/mp4 are the rendered media types of multi-frame
+content; a series played as a stack is the same kind of content).
+
+The index lists a series' instances in Instance Number order (then arrival order), which is the
+order of play; every frame of a multi-frame instance is played in turn. The frame time is the
+requested frame rate, else that of the first instance's header (Frame Time (0018,1063), else
+Recommended Display Frame Rate (0008,2144) or Cine Rate (0018,0040); see
+`service.frame_time_ms`), else 100 ms.
+
+The work is bounded before anything is decoded: a series of more than `MAX_FRAMES` frames, or
+whose rendered frames would take more than `MAX_RENDERED_BYTES`, is refused (the caller answers
+400 and points at the multipart form, which streams one frame at a time). Stored values are
+decoded one frame at a time and not kept in the decoded-frame cache, so only the 8-bit rendered
+pictures are held until the animation is encoded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from hounsfield.domain.errors import InvalidDicomError, NotFoundError
+from hounsfield.ports.index import StoredInstance
+from hounsfield.services.pixels import render
+from hounsfield.services.pixels.codec import CodecError
+from hounsfield.services.pixels.service import PixelService, Source, annotation_text, frame_time_ms
+
+#: At most this many frames in one series animation (a 2,000-slice CT is refused: ask for
+#: fewer, e.g. as multipart/related, which streams).
+MAX_FRAMES = 1000
+#: At most this many bytes of rendered 8-bit pictures held while one animation is encoded.
+MAX_RENDERED_BYTES = 256 << 20
+#: The highest `framerate` accepted (GIF counts frame times in hundredths of a second).
+MAX_FRAME_RATE = 100.0
+
+
+class CineTooLargeError(ValueError):
+    """The series holds more than one animation may (the caller answers 400)."""
+
+
+def frame_total(instances: Sequence[StoredInstance]) -> int:
+    """Frames of the series from the index alone (no header read): an instance without a
+    recorded layout counts its Number of Frames, at least one."""
+    total = 0
+    for instance in instances:
+        if instance.pixel is not None and instance.pixel.frames:
+            total += len(instance.pixel.frames)
+        else:
+            total += max(instance.number_of_frames, 1)
+    return total
+
+
+def check_bounds(
+    frames: int, rows: int, columns: int, samples: int, options: render.RenderOptions
+) -> None:
+    """Refuse, before decoding anything, an animation beyond `MAX_FRAMES` frames or whose
+    rendered pictures (at the viewport's size when one is asked for) exceed
+    `MAX_RENDERED_BYTES`."""
+    if frames > MAX_FRAMES:
+        raise CineTooLargeError(
+            f"the series has {frames} frames; one animation holds at most {MAX_FRAMES} "
+            '(ask for multipart/related; type="image/jpeg", which streams frame by frame)'
+        )
+    pixels = rows * columns
+    viewport = options.viewport
+    if viewport is not None:
+        pixels = min(pixels, viewport.width * viewport.height)
+    size = frames * pixels * (3 if samples > 1 else 1)
+    if size > MAX_RENDERED_BYTES:
+        raise CineTooLargeError(
+            f"the series' {frames} rendered frames would take {size >> 20} MiB; one animation "
+            f"holds at most {MAX_RENDERED_BYTES >> 20} MiB (ask for a smaller viewport)"
+        )
+
+
+def etag(instances: Sequence[StoredInstance], representation: str) -> str:
+    """A strong entity tag for the animation: the stored bytes of every instance, in order,
+    and the rendering variant."""
+    sha = hashlib.sha256(representation.encode())
+    for instance in instances:
+        sha.update(f"|{instance.sop_uid}:{instance.sha256}".encode())
+    return f'"{sha.hexdigest()[:32]}"'
+
+
+def _conform(image: np.ndarray[Any, Any], first: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """One picture of an animation has the size and colour mode of its first one (a series
+    may mix sizes, or grayscale and colour)."""
+    if image.ndim != first.ndim:
+        image = np.stack([image] * 3, axis=-1) if image.ndim == 2 else image[..., 0]
+    if image.shape[:2] != first.shape[:2]:
+        picture = Image.fromarray(np.ascontiguousarray(image))
+        size = (first.shape[1], first.shape[0])
+        image = np.asarray(picture.resize(size, Image.Resampling.BILINEAR))
+    return image
+
+
+def _source(pixels: PixelService, instance: StoredInstance) -> Source | None:
+    try:
+        return pixels.source(instance)
+    except (NotFoundError, CodecError, InvalidDicomError):
+        return None  # an SR, a KOS, a presentation state...: nothing to play
+
+
+def render_series(
+    pixels: PixelService, instances: Sequence[StoredInstance], options: render.RenderOptions
+) -> bytes:
+    """Every frame of every image instance, in order, as one GIF or MP4 (`options.media_type`).
+    NotFoundError when no instance holds an image; CineTooLargeError past the bounds."""
+    total = frame_total(instances)
+    if total > MAX_FRAMES:
+        check_bounds(total, 0, 0, 1, options)
+    first: Source | None = None
+    images: list[np.ndarray[Any, Any]] = []
+    for instance in instances:
+        source = _source(pixels, instance)
+        if source is None:
+            continue
+        if first is None:
+            first = source
+            info = source.info
+            check_bounds(total, info.rows, info.columns, info.samples, options)
+        for number in range(1, source.frame_count + 1):
+            decoded = pixels.decode(source, number, keep=False)
+            shown = render.display(decoded, source.info, options.window)
+            image = render.region_and_viewport(shown, options.viewport)
+            if options.annotations:
+                left, right = annotation_text(source, number, options)
+                image = render.annotate(image, left, right)
+            images.append(_conform(image, images[0]) if images else image)
+    if first is None:
+        raise NotFoundError("no instance of this series holds an image")
+    frame_time = 1000.0 / options.frame_rate if options.frame_rate else frame_time_ms(first.summary)
+    return render.encode(images, options.media_type, options.quality, frame_time)
+
+
+def pace(started: float, index: int, frame_rate: float, now: float) -> float:
+    """Seconds to wait before part `index` (0-based) of a multipart response streamed at
+    `frame_rate` parts per second, the first having left at `started` (clock time `now`)."""
+    return max(0.0, started + index / frame_rate - now)
