@@ -147,6 +147,14 @@ def test_a_series_beyond_the_cap_is_400_before_decoding(server: RunningServer) -
     response = httpx.get(series_url(server, BIG_SERIES), headers={"accept": "image/gif"})
     assert response.status_code == 400
     assert "1001 frames" in response.text and "at most 1000" in response.text
+    # So is the same 1001-frame instance as an animated GIF or video.
+    sop = httpx.get(f"{server.dicomweb}/studies/{STUDY}/series/{BIG_SERIES}/instances").json()[0][
+        "00080018"
+    ]["Value"][0]
+    instance = f"{server.dicomweb}/studies/{STUDY}/series/{BIG_SERIES}/instances/{sop}"
+    refused = httpx.get(instance + "/rendered", headers={"accept": "image/gif"})
+    assert refused.status_code == 400 and "at most 1000" in refused.text
+    assert httpx.get(instance + "/frames/1,2,1001/rendered?accept=image/gif").status_code == 200
     # The multipart form streams frame by frame and is not bounded.
     streamed = httpx.get(
         series_url(server, BIG_SERIES), headers={"accept": 'multipart/related; type="image/png"'}

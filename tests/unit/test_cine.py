@@ -1,4 +1,5 @@
-"""The bounds and pace of series cine (services/pixels/cine.py)."""
+"""The bounds of animations (services/pixels/render.py) and the pace of series cine
+(services/pixels/cine.py)."""
 
 from __future__ import annotations
 
@@ -7,22 +8,24 @@ import pytest
 
 from hounsfield.domain.model import PixelLayout
 from hounsfield.ports.index import StoredInstance
-from hounsfield.services.pixels import cine
+from hounsfield.services.pixels import cine, render
 from hounsfield.services.pixels.render import GIF, RenderOptions, Viewport
 
 
 def test_frames_beyond_the_cap_are_refused() -> None:
-    cine.check_bounds(cine.MAX_FRAMES, 16, 16, 1, RenderOptions(GIF))
-    with pytest.raises(cine.CineTooLargeError, match=f"at most {cine.MAX_FRAMES}"):
-        cine.check_bounds(cine.MAX_FRAMES + 1, 1, 1, 1, RenderOptions(GIF))
+    render.check_animation_bounds(render.MAX_ANIMATION_FRAMES, 16, 16, 1, RenderOptions(GIF))
+    cap = render.MAX_ANIMATION_FRAMES
+    with pytest.raises(render.AnimationTooLargeError, match=f"at most {cap}"):
+        render.check_animation_bounds(render.MAX_ANIMATION_FRAMES + 1, 1, 1, 1, RenderOptions(GIF))
 
 
 def test_rendered_bytes_are_bounded_at_the_viewport_size() -> None:
     # 1000 colour frames of 512x512 would take 750 MiB; at 128x128 they take 47 MiB.
-    with pytest.raises(cine.CineTooLargeError, match="MiB"):
-        cine.check_bounds(1000, 512, 512, 3, RenderOptions(GIF))
-    cine.check_bounds(1000, 512, 512, 3, RenderOptions(GIF, viewport=Viewport(128, 128)))
-    cine.check_bounds(1000, 512, 512, 1, RenderOptions(GIF))  # 250 MiB of grey: within
+    with pytest.raises(render.AnimationTooLargeError, match="MiB"):
+        render.check_animation_bounds(1000, 512, 512, 3, RenderOptions(GIF))
+    small = RenderOptions(GIF, viewport=Viewport(128, 128))
+    render.check_animation_bounds(1000, 512, 512, 3, small)
+    render.check_animation_bounds(1000, 512, 512, 1, RenderOptions(GIF))  # 250 MiB of grey: within
 
 
 def _instance(frames: int, layout: bool) -> StoredInstance:

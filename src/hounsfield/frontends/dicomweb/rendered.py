@@ -284,8 +284,6 @@ async def series_cine(
         return Response(304, b"", headers)
     try:
         body = await asyncio.to_thread(cine.render_series, pixels, instances, options)
-    except cine.CineTooLargeError as exc:
-        raise HttpError(400, str(exc)) from exc
     except NotFoundError as exc:
         raise HttpError(404, str(exc)) from exc
     except VideoUnavailableError as exc:

@@ -8,8 +8,9 @@ requested frame rate, else that of the first instance's header (Frame Time (0018
 Recommended Display Frame Rate (0008,2144) or Cine Rate (0018,0040); see
 `service.frame_time_ms`), else 100 ms.
 
-The work is bounded before anything is decoded: a series of more than `MAX_FRAMES` frames, or
-whose rendered frames would take more than `MAX_RENDERED_BYTES`, is refused (the caller answers
+The work is bounded before anything is decoded: a series of more than
+`render.MAX_ANIMATION_FRAMES` frames, or whose rendered frames would take more than
+`render.MAX_ANIMATION_BYTES`, is refused (the caller answers
 400 and points at the multipart form, which streams one frame at a time). Stored values are
 decoded one frame at a time and not kept in the decoded-frame cache, so only the 8-bit rendered
 pictures are held until the animation is encoded.
@@ -30,17 +31,8 @@ from hounsfield.services.pixels import render
 from hounsfield.services.pixels.codec import CodecError
 from hounsfield.services.pixels.service import PixelService, Source, annotation_text, frame_time_ms
 
-#: At most this many frames in one series animation (a 2,000-slice CT is refused: ask for
-#: fewer, e.g. as multipart/related, which streams).
-MAX_FRAMES = 1000
-#: At most this many bytes of rendered 8-bit pictures held while one animation is encoded.
-MAX_RENDERED_BYTES = 256 << 20
 #: The highest `framerate` accepted (GIF counts frame times in hundredths of a second).
 MAX_FRAME_RATE = 100.0
-
-
-class CineTooLargeError(ValueError):
-    """The series holds more than one animation may (the caller answers 400)."""
 
 
 def frame_total(instances: Sequence[StoredInstance]) -> int:
@@ -53,29 +45,6 @@ def frame_total(instances: Sequence[StoredInstance]) -> int:
         else:
             total += max(instance.number_of_frames, 1)
     return total
-
-
-def check_bounds(
-    frames: int, rows: int, columns: int, samples: int, options: render.RenderOptions
-) -> None:
-    """Refuse, before decoding anything, an animation beyond `MAX_FRAMES` frames or whose
-    rendered pictures (at the viewport's size when one is asked for) exceed
-    `MAX_RENDERED_BYTES`."""
-    if frames > MAX_FRAMES:
-        raise CineTooLargeError(
-            f"the series has {frames} frames; one animation holds at most {MAX_FRAMES} "
-            '(ask for multipart/related; type="image/jpeg", which streams frame by frame)'
-        )
-    pixels = rows * columns
-    viewport = options.viewport
-    if viewport is not None:
-        pixels = min(pixels, viewport.width * viewport.height)
-    size = frames * pixels * (3 if samples > 1 else 1)
-    if size > MAX_RENDERED_BYTES:
-        raise CineTooLargeError(
-            f"the series' {frames} rendered frames would take {size >> 20} MiB; one animation "
-            f"holds at most {MAX_RENDERED_BYTES >> 20} MiB (ask for a smaller viewport)"
-        )
 
 
 def etag(instances: Sequence[StoredInstance], representation: str) -> str:
@@ -110,10 +79,15 @@ def render_series(
     pixels: PixelService, instances: Sequence[StoredInstance], options: render.RenderOptions
 ) -> bytes:
     """Every frame of every image instance, in order, as one GIF or MP4 (`options.media_type`).
-    NotFoundError when no instance holds an image; CineTooLargeError past the bounds."""
+    NotFoundError when no instance holds an image; AnimationTooLargeError past the bounds."""
+    variant = "series|" + etag(instances, render.variant([], options, None))
+    if pixels.outputs is not None and instances:
+        kept = pixels.outputs.get(instances[0], variant)
+        if kept is not None:
+            return kept
     total = frame_total(instances)
-    if total > MAX_FRAMES:
-        check_bounds(total, 0, 0, 1, options)
+    if total > render.MAX_ANIMATION_FRAMES:
+        render.check_animation_bounds(total, 0, 0, 1, options)
     first: Source | None = None
     images: list[np.ndarray[Any, Any]] = []
     for instance in instances:
@@ -123,7 +97,7 @@ def render_series(
         if first is None:
             first = source
             info = source.info
-            check_bounds(total, info.rows, info.columns, info.samples, options)
+            render.check_animation_bounds(total, info.rows, info.columns, info.samples, options)
         for number in range(1, source.frame_count + 1):
             decoded = pixels.decode(source, number, keep=False)
             shown = render.display(decoded, source.info, options.window)
@@ -135,7 +109,11 @@ def render_series(
     if first is None:
         raise NotFoundError("no instance of this series holds an image")
     frame_time = 1000.0 / options.frame_rate if options.frame_rate else frame_time_ms(first.summary)
-    return render.encode(images, options.media_type, options.quality, frame_time)
+    output = render.encode(images, options.media_type, options.quality, frame_time)
+    if pixels.outputs is not None:
+        # Under the first instance's study (an erasure drops it with the study's outputs).
+        pixels.outputs.put(instances[0], variant, output)
+    return output
 
 
 def pace(started: float, index: int, frame_rate: float, now: float) -> float:

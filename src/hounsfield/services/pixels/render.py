@@ -95,6 +95,40 @@ def variant(numbers: Sequence[int], options: RenderOptions, fit: int | None) -> 
     return f"{RENDERER_VERSION}|{frames}|{options!r}|{fit}"
 
 
+#: At most this many frames in one animated GIF or video (a 2,000-slice series or a 2,000-frame
+#: instance is refused: ask for fewer, e.g. as multipart/related, which streams).
+MAX_ANIMATION_FRAMES = 1000
+#: At most this many bytes of rendered 8-bit pictures held while one animation is encoded.
+MAX_ANIMATION_BYTES = 256 << 20
+
+
+class AnimationTooLargeError(RenderError):
+    """More frames than one animation may hold (the caller answers 400)."""
+
+
+def check_animation_bounds(
+    frames: int, rows: int, columns: int, samples: int, options: RenderOptions
+) -> None:
+    """Refuse, before decoding anything, an animation beyond `MAX_ANIMATION_FRAMES` frames or
+    whose rendered pictures (at the viewport's size when one is asked for) would exceed
+    `MAX_ANIMATION_BYTES`."""
+    if frames > MAX_ANIMATION_FRAMES:
+        raise AnimationTooLargeError(
+            f"{frames} frames asked for; one animation holds at most {MAX_ANIMATION_FRAMES} "
+            '(ask for multipart/related; type="image/jpeg", which streams frame by frame)'
+        )
+    pixels = rows * columns
+    viewport = options.viewport
+    if viewport is not None:
+        pixels = min(pixels, viewport.width * viewport.height)
+    size = frames * pixels * (3 if samples > 1 else 1)
+    if size > MAX_ANIMATION_BYTES:
+        raise AnimationTooLargeError(
+            f"{frames} rendered frames would take {size >> 20} MiB; one animation holds at "
+            f"most {MAX_ANIMATION_BYTES >> 20} MiB (ask for a smaller viewport)"
+        )
+
+
 def apply_window(
     values: np.ndarray[Any, Any], window: Window, ymin: float = 0.0, ymax: float = 255.0
 ) -> np.ndarray[Any, Any]:

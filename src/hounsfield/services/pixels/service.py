@@ -324,9 +324,17 @@ class PixelService:
             if kept is not None:
                 return kept
         source = self.source(instance)
+        animation = len(numbers) > 1
+        if animation:
+            info = source.info
+            render.check_animation_bounds(
+                len(numbers), info.rows, info.columns, info.samples, options
+            )
         images = []
         for number in numbers:
-            shown = render.display(self.decode(source, number), source.info, options.window)
+            # The frames of an animation are one-pass work: they do not evict a viewer's.
+            decoded = self.decode(source, number, keep=not animation)
+            shown = render.display(decoded, source.info, options.window)
             image = render.region_and_viewport(shown, options.viewport, fit)
             if options.annotations:
                 left, right = annotation_text(source, number, options)
