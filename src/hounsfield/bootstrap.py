@@ -61,6 +61,7 @@ from hounsfield.services.events import (
 )
 from hounsfield.services.fetching import FETCH_JOB, FetchService
 from hounsfield.services.forwarding import FORWARD_JOB, ForwardingService
+from hounsfield.services.grants import GrantService
 from hounsfield.services.ingest import DuplicatePolicy, IngestService
 from hounsfield.services.integrity import IntegrityService
 from hounsfield.services.jobs import (
@@ -338,6 +339,7 @@ def open_archive(settings: Settings) -> Archive:
         fetching=FetchService(index, network, ae_title=settings.ae_title),
         derived=derived,
         patients=PatientDataService(index, blobs, lifecycle, rendered),
+        grants=GrantService(index.grants),
         audit=audit,
         deidentify=DeidentifyService(
             index,

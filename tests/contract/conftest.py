@@ -119,6 +119,7 @@ _TABLES = [
     "jobs",
     "forward_rules",
     "leases",
+    "study_grants",
     "api_keys",
 ]
 

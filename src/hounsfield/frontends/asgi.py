@@ -21,7 +21,7 @@ import orjson
 
 from hounsfield import __version__
 from hounsfield.domain.errors import InvalidQueryError, NotFoundError
-from hounsfield.domain.security import AuthenticationError, anonymous
+from hounsfield.domain.security import AuthenticationError, Permission, anonymous
 from hounsfield.frontends.admin.api import add_admin_routes
 from hounsfield.frontends.dicomweb.context import Context, DicomWebOptions
 from hounsfield.frontends.dicomweb.routes import add_dicomweb_routes
@@ -37,7 +37,12 @@ from hounsfield.frontends.http.core import (
     json_response,
 )
 from hounsfield.frontends.http.protection import RateLimiter, security_headers
-from hounsfield.frontends.http.security import PUBLIC_ROUTES, authorize, requirement
+from hounsfield.frontends.http.security import (
+    PUBLIC_ROUTES,
+    authorize,
+    granted_study,
+    requirement,
+)
 from hounsfield.ports.auth import Authenticator
 from hounsfield.services.container import Services
 
@@ -96,6 +101,7 @@ class HttpApp:
     ) -> None:
         self.options = options
         self.authenticator = authenticator
+        self.grants = services.grants
         self.limiter = (
             RateLimiter(options.rate_limit_per_minute) if options.rate_limit_per_minute else None
         )
@@ -219,6 +225,18 @@ class HttpApp:
                 [("www-authenticate", 'Bearer realm="hounsfield"')],
             )
         request.principal = principal  # before authorizing: a refusal is audited as theirs
+        if self.grants is not None and (study := granted_study(request, template)) is not None:
+            partition = request.params.get("partition")
+            if not (
+                principal.can(Permission.READ)
+                and principal.may_use(partition or principal.default_partition)
+            ):
+                granted = await asyncio.to_thread(
+                    self.grants.principal_for, principal, study, partition
+                )
+                if granted is not None:
+                    request.principal = granted
+                    return
         authorize(principal, need)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:

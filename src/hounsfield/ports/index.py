@@ -17,6 +17,7 @@ from hounsfield.domain.model import ByteRange, DicomJson, Level, PixelLayout
 from hounsfield.domain.query import Query
 from hounsfield.ports.audit import AuditLog
 from hounsfield.ports.auth import ApiKeyStore
+from hounsfield.ports.grants import GrantStore
 from hounsfield.ports.jobs import JobStore
 
 #: What `mark_stable` scans: series or studies.
@@ -193,6 +194,8 @@ class IndexStore(Protocol):
     capabilities: IndexCapabilities
     #: Durable jobs kept in the same database (DESIGN.md key idea 5).
     jobs: JobStore
+    #: Study-level read grants (ports/grants.py).
+    grants: GrantStore
     #: The hash-chained audit trail (PS3.15 A.5 messages, ports/audit.py).
     audit: AuditLog
     #: Forwarding rules (services/forwarding.py), shared by every replica.

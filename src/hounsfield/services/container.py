@@ -14,6 +14,7 @@ from hounsfield.services.dicom_send import DicomSendService
 from hounsfield.services.erasure import PatientDataService
 from hounsfield.services.fetching import FetchService
 from hounsfield.services.forwarding import ForwardingService
+from hounsfield.services.grants import GrantService
 from hounsfield.services.ingest import IngestService
 from hounsfield.services.integrity import IntegrityService
 from hounsfield.services.jobs import JobService
@@ -63,3 +64,5 @@ class Services:
     audit: AuditService | None = None
     #: De-identified exports and copies (PS3.15 Annex E, services/deidentify.py).
     deidentify: DeidentifyService | None = None
+    #: Study-level read grants (services/grants.py).
+    grants: GrantService | None = None

@@ -13,6 +13,7 @@ from hounsfield import __version__
 from hounsfield.domain.identifiers import is_valid_partition
 from hounsfield.frontends.admin.audit import add_audit_routes
 from hounsfield.frontends.admin.deidentify import add_deidentify_routes
+from hounsfield.frontends.admin.grants import add_grant_routes
 from hounsfield.frontends.admin.jobs import add_job_routes
 from hounsfield.frontends.admin.openapi import openapi_document
 from hounsfield.frontends.admin.patients import add_patient_routes
@@ -96,6 +97,7 @@ def add_admin_routes(router: Router, services: Services, is_ready: Any) -> None:
     add_worklist_routes(router, services)
     add_mpps_routes(router, services)
     add_job_routes(router, services)
+    add_grant_routes(router, services)
     add_patient_routes(router, services)
     add_audit_routes(router, services)
     add_deidentify_routes(router, services)

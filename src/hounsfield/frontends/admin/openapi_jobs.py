@@ -155,6 +155,52 @@ def job_paths() -> dict[str, Any]:
                 },
             }
         },
+        "/api/grants": {
+            "post": {
+                "summary": "Share one study for reading with one principal (a study grant)",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["study", "subject"],
+                                "additionalProperties": False,
+                                "properties": {
+                                    "study": {"type": "string"},
+                                    "subject": {"type": "string"},
+                                    "expiresInSeconds": {"type": "integer", "minimum": 1},
+                                    "partition": {"type": "string"},
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "201": _json({"type": "object"}, "the grant"),
+                    "400": _json(_ERROR, "invalid request"),
+                },
+            },
+            "get": {
+                "summary": "Grants of a partition, newest first",
+                "parameters": [
+                    _query("partition", {"type": "string"}, "the partition (default: yours)"),
+                    _query("subject", {"type": "string"}, "only this principal's"),
+                    _query("study", {"type": "string"}, "only this study's"),
+                ],
+                "responses": {"200": _json({"type": "array"}, "grants")},
+            },
+        },
+        "/api/grants/{id}": {
+            "delete": {
+                "summary": "Revoke a grant",
+                "parameters": [_path("id", {"type": "integer"})],
+                "responses": {
+                    "204": {"description": "revoked"},
+                    "404": _json(_ERROR, "no such grant in the partition"),
+                },
+            }
+        },
         "/api/forward-rules": {
             "get": {
                 "summary": "Forwarding rules, by name",

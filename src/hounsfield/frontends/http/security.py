@@ -22,6 +22,7 @@ PUBLIC_ROUTES = frozenset({"/api/health"})
 #: Admin routes that act on one partition, named by the request (`?partition=` or the body);
 #: their handlers check it with `use_partition`. Other admin routes span every partition.
 _PARTITION_ADMIN = (
+    "/api/grants",
     "/api/worklist",
     "/api/mpps",
     "/api/forward",
@@ -58,6 +59,18 @@ def requirement(method: str, template: str) -> Requirement | None:
             return Requirement(Permission.READ)
         return Requirement(Permission.WRITE)
     return Requirement(Permission.ADMIN, every_partition=True)
+
+
+def granted_study(request: Request, template: str) -> str | None:
+    """The study a request reads when a study-level grant could allow it: a GET or HEAD of a
+    DICOMweb resource at or below /studies/{study} (metadata, instances, frames, rendered,
+    the series and instances of the study); None for every other request."""
+    if request.method not in ("GET", "HEAD") or not template.startswith("/dicom-web"):
+        return None
+    if "/studies/{study}" not in template:
+        return None
+    study = request.params.get("study")
+    return study if study else None
 
 
 #: RFC 6750 3.1: the credentials are valid but do not grant what the request needs.

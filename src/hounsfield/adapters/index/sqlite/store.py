@@ -22,6 +22,7 @@ from hounsfield.adapters.index.sql.apikeys import SqlApiKeyStore
 from hounsfield.adapters.index.sql.audit import SqlAuditLog
 from hounsfield.adapters.index.sql.dialect import Dialect
 from hounsfield.adapters.index.sql.documents import SqlDocumentTable
+from hounsfield.adapters.index.sql.grants import SqlGrantStore
 from hounsfield.adapters.index.sql.jobstore import SqlJobStore
 from hounsfield.adapters.index.sql.rows import dumps, loads
 from hounsfield.adapters.index.sqlite import read, remove, write
@@ -37,6 +38,7 @@ from hounsfield.domain.model import Level
 from hounsfield.domain.query import Query
 from hounsfield.ports.audit import AuditLog
 from hounsfield.ports.auth import ApiKeyStore
+from hounsfield.ports.grants import GrantStore
 from hounsfield.ports.index import (
     BeginOutcome,
     DeletedInstances,
@@ -98,6 +100,7 @@ class SqliteIndex:
         self.jobs: JobStore = SqlJobStore(DIALECT, self._committer.run, self._read)
         #: The hash-chained audit trail (ports/audit.py).
         self.audit: AuditLog = SqlAuditLog(DIALECT, self._committer.run, self._read)
+        self.grants: GrantStore = SqlGrantStore(DIALECT, self._committer.run, self._read)
         self.forward_rules: DocumentStore = SqlDocumentTable(
             DIALECT, self._committer.run, self._read, "forward_rules"
         )
