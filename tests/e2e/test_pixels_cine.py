@@ -263,3 +263,17 @@ def test_pydicom_reads_the_built_voi_lut() -> None:
     ds = pydicom.dcmread(io.BytesIO(to_bytes(ds)))
     mapped = apply_voi_lut(RAMP, ds)
     assert int(mapped[0, 1]) == round(65535 * (1 / 4095) ** 0.5) and int(mapped.max()) == 65535
+
+
+def test_paced_multipart_of_an_instances_frames(server: RunningServer) -> None:
+    found = httpx.get(f"{server.dicomweb}/studies/{STUDY}/series/{SERIES}/instances").json()
+    (sop,) = [i["00080018"]["Value"][0] for i in found if i["00200013"]["Value"][0] == 4]
+    frames = f"{server.dicomweb}/studies/{STUDY}/series/{SERIES}/instances/{sop}/frames"
+    accept = {"accept": 'multipart/related; type="image/png"'}
+    response = httpx.get(frames + "/2,1/rendered?framerate=20", headers=accept)
+    assert response.status_code == 200
+    parts = split_multipart(response.headers["content-type"], response.content)
+    means = [float(np.asarray(Image.open(io.BytesIO(p))).mean()) for _, p in parts]
+    assert len(means) == 2 and means[0] > means[1]  # frame 2 (4000) before frame 1 (3500)
+    # A frame that does not exist is refused before the first part.
+    assert httpx.get(frames + "/1,3/rendered", headers=accept).status_code == 404

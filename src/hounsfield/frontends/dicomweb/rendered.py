@@ -1,11 +1,14 @@
 """WADO-RS Retrieve Rendered and Thumbnail (PS3.18 10.4.1.1.x, 8.3.5, 8.7.4).
 
 Rendered study and series resources are `multipart/related` of one rendered image per frame
-(or one animated GIF per instance); an instance is one image (its first frame, or all frames as
-an animated GIF); `/frames/{list}/rendered` is one image for one frame and a multipart (or an
-animated GIF) for several. A thumbnail is always a single image of a representative frame (the
-middle image instance of the resource, its first frame), scaled to at most 128 pixels unless a
-viewport is given, with no patient information (PS3.18 10.4.3.3.4: nothing is burned in).
+(or one animated GIF per instance), and a series asked for as bare image/gif or video/mp4 is one
+animation of all its instances (services/pixels/cine.py); an instance is one image (its first
+frame, or all frames as an animated GIF); `/frames/{list}/rendered` is one image for one frame
+and a multipart (or an animated GIF) for several. Multipart responses stream part by part, at
+`framerate` parts per second when that is asked for. A thumbnail is always a single image of a
+representative frame (the middle image instance of the resource, its first frame), scaled to at
+most 128 pixels unless a viewport is given, with no patient information (PS3.18 10.4.3.3.4:
+nothing is burned in).
 """
 
 from __future__ import annotations
@@ -260,18 +263,48 @@ async def rendered_frames(request: Request, ctx: Context) -> Response:
     options = parse_options(request, multipart=not single)
     if single or options.media_type in render.MULTI_FRAME_TYPES:
         return await image_response(request, pixels, instance, numbers, options)
-    images = [await render_frames(pixels, instance, [n], options) for n in numbers]
-    return _multipart(options.media_type, images)
-
-
-def _multipart(media_type: str, images: list[bytes]) -> Response:
+    # Several frames as multipart: every number is checked before the response starts (an
+    # error after the first part could no longer change the status), then the parts are
+    # rendered one by one as they are sent, at `framerate` parts per second when asked.
+    try:
+        count = await asyncio.to_thread(pixels.frame_count, instance)
+    except NoPixelDataError as exc:
+        raise HttpError(406, f"instance {instance.sop_uid} has no image to render") from exc
+    except (CodecError, InvalidDicomError) as exc:
+        raise HttpError(500, str(exc)) from exc
+    beyond = [n for n in numbers if n > count]
+    if beyond:
+        raise HttpError(404, f"frame {beyond[0]} does not exist (instance has {count} frames)")
     boundary = new_boundary()
-    body = bytearray()
-    for image in images:
-        body += part_header(boundary, media_type) + image + b"\r\n"
-    body += closing(boundary)
-    header = f'multipart/related; type="{media_type}"; boundary={boundary}'
-    return Response(200, bytes(body), [("content-type", header)])
+
+    async def body() -> AsyncIterator[bytes]:
+        pacer = _Pacer(options.frame_rate)
+        for number in numbers:
+            image = await render_frames(pixels, instance, [number], options)
+            await pacer.wait()
+            yield part_header(boundary, options.media_type) + image + b"\r\n"
+        yield closing(boundary)
+
+    header = f'multipart/related; type="{options.media_type}"; boundary={boundary}'
+    return Response(200, headers=[("content-type", header)], stream=body())
+
+
+class _Pacer:
+    """Holds part n of a streamed multipart back until n / rate seconds after the first
+    (`framerate`); no wait without a rate."""
+
+    def __init__(self, rate: float | None) -> None:
+        self.rate = rate
+        self.started: float | None = None
+        self.sent = 0
+
+    async def wait(self) -> None:
+        if self.rate:
+            now = asyncio.get_running_loop().time()
+            if self.started is None:
+                self.started = now
+            await asyncio.sleep(cine.pace(self.started, self.sent, self.rate, now))
+        self.sent += 1
 
 
 async def series_cine(
@@ -327,9 +360,7 @@ async def rendered_collection(request: Request, ctx: Context) -> Response:
     boundary = new_boundary()
 
     async def body() -> AsyncIterator[bytes]:
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        sent = 0
+        pacer = _Pacer(options.frame_rate)
         frames: int | None = count
         for index, instance in enumerate(instances[first - 1 :]):
             if index:
@@ -343,9 +374,7 @@ async def rendered_collection(request: Request, ctx: Context) -> Response:
             )
             for numbers in groups:
                 image = await render_frames(pixels, instance, numbers, options)
-                if options.frame_rate and sent:
-                    await asyncio.sleep(cine.pace(started, sent, options.frame_rate, loop.time()))
-                sent += 1
+                await pacer.wait()
                 yield part_header(boundary, options.media_type) + image + b"\r\n"
         yield closing(boundary)
 
