@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hounsfield.domain.audit import AuditRecord, EventKind, timestamp
+from hounsfield.frontends.admin.params import bounded_int
 from hounsfield.frontends.http.core import HttpError, Request, Response, Router, json_response
 from hounsfield.frontends.http.security import use_partition
 from hounsfield.ports.audit import AuditFilter
@@ -30,16 +31,6 @@ def _time(name: str, text: str) -> str:
     except ValueError:
         raise HttpError(400, f"{name!r} must be an ISO 8601 date-time, got {text!r}") from None
     return timestamp(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
-
-
-def _int(name: str, text: str, low: int, high: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise HttpError(400, f"{name!r} must be an integer, got {text!r}") from None
-    if not low <= value <= high:
-        raise HttpError(400, f"{name!r} must be between {low} and {high}")
-    return value
 
 
 def audit_filter(request: Request) -> AuditFilter:
@@ -62,8 +53,10 @@ def audit_filter(request: Request) -> AuditFilter:
         patient_id=params.get("patient"),
         study_uid=params.get("study"),
         partition=params.get("partition"),
-        before_seq=_int("before", params["before"], 1, 2**62) if "before" in params else None,
-        limit=_int("limit", params["limit"], 1, 1000) if "limit" in params else 100,
+        before_seq=bounded_int("before", params["before"], 1, 2**62)
+        if "before" in params
+        else None,
+        limit=bounded_int("limit", params["limit"], 1, 1000) if "limit" in params else 100,
     )
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from hounsfield.frontends.admin.params import bounded_int
 from hounsfield.frontends.http.core import HttpError, Request, Response, Router, json_response
 from hounsfield.frontends.http.security import use_partition
 from hounsfield.ports.jobs import JobFilter, JobState
@@ -50,16 +51,6 @@ def _json_object(body: bytes) -> dict[str, Any]:
     return data
 
 
-def _int(name: str, text: str, low: int, high: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise HttpError(400, f"{name!r} must be an integer, got {text!r}") from None
-    if not low <= value <= high:
-        raise HttpError(400, f"{name!r} must be between {low} and {high}")
-    return value
-
-
 def _filter(request: Request) -> JobFilter:
     params: dict[str, str] = {}
     for key, value in request.query_items():
@@ -73,13 +64,13 @@ def _filter(request: Request) -> JobFilter:
         state=None if state is None else JobState(state),
         kind=params.get("kind"),
         partition=params.get("partition"),
-        before_id=_int("before", params["before"], 1, 2**62) if "before" in params else None,
-        limit=_int("limit", params["limit"], 1, MAX_PAGE) if "limit" in params else 100,
+        before_id=bounded_int("before", params["before"], 1, 2**62) if "before" in params else None,
+        limit=bounded_int("limit", params["limit"], 1, MAX_PAGE) if "limit" in params else 100,
     )
 
 
 def _job_id(request: Request) -> int:
-    return _int("id", request.params["id"], 1, 2**62)
+    return bounded_int("id", request.params["id"], 1, 2**62)
 
 
 def add_job_routes(router: Router, services: Services) -> None:

@@ -6,12 +6,8 @@ from typing import Any
 
 from hounsfield.frontends.admin.openapi_audit import audit_paths
 from hounsfield.frontends.admin.openapi_jobs import job_paths, job_schemas
-
-_ERROR = {"$ref": "#/components/schemas/Error"}
-
-
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
+from hounsfield.frontends.admin.openapi_parts import ERROR as _ERROR
+from hounsfield.frontends.admin.openapi_parts import json_content as _json
 
 
 def _error(description: str) -> dict[str, Any]:

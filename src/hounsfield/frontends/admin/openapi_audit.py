@@ -7,16 +7,7 @@ from typing import Any
 
 from hounsfield.domain.audit import EventKind
 from hounsfield.domain.deidentify import OPTIONS
-
-
-def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "query",
-        "required": False,
-        "schema": schema,
-        "description": description,
-    }
+from hounsfield.frontends.admin.openapi_parts import query_param as _query
 
 
 def audit_paths() -> dict[str, Any]:

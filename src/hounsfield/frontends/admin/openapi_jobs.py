@@ -4,28 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from hounsfield.frontends.admin.openapi_parts import ERROR as _ERROR
+from hounsfield.frontends.admin.openapi_parts import json_content as _json
+from hounsfield.frontends.admin.openapi_parts import path_param as _path
+from hounsfield.frontends.admin.openapi_parts import query_param as _query
 
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-_ERROR = {"$ref": "#/components/schemas/Error"}
 _JOB = {"$ref": "#/components/schemas/Job"}
 _RULE = {"$ref": "#/components/schemas/ForwardRule"}
-
-
-def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "query",
-        "required": False,
-        "schema": schema,
-        "description": description,
-    }
-
-
-def _path(name: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "schema": schema}
 
 
 JOB_STATES = ["queued", "running", "succeeded", "dead", "cancelled"]
