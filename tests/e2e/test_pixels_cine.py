@@ -230,19 +230,23 @@ def test_presentation_lut_shape_inverts_once(
     assert np.array_equal(windowed, 255 - expected if inverted else expected)
 
 
-def _voi_lut_item() -> Dataset:
+def _voi_lut_item(vr: str = "US") -> Dataset:
     """A non-linear VOI LUT (PS3.3 C.11.2.1.1): 4096 entries from 0, 16 bits, a square root
     (PS3.4 N.2.1.3: its output range is 0 to 2^16 - 1, scaled here to 8-bit P-values)."""
     item = Dataset()
     item.LUTDescriptor = [4096, 0, 16]
     item.LUTExplanation = "square root"
-    item.add_new("LUTData", "US", [round(65535 * (v / 4095) ** 0.5) for v in range(4096)])
+    data = [round(65535 * (v / 4095) ** 0.5) for v in range(4096)]
+    # LUT Data is US or OW (PS3.3 C.11.2.1.1); a reader must take both.
+    item.add_new("LUTData", vr, data if vr == "US" else np.asarray(data, "<u2").tobytes())
     return item
 
 
-@pytest.mark.parametrize("photometric", ["MONOCHROME2", "MONOCHROME1"])
-def test_voi_lut_sequence_when_no_window(server: RunningServer, photometric: str) -> None:
-    ds = _ramp(photometric, VOILUTSequence=[_voi_lut_item()])
+@pytest.mark.parametrize(
+    ("photometric", "vr"), [("MONOCHROME2", "US"), ("MONOCHROME2", "OW"), ("MONOCHROME1", "US")]
+)
+def test_voi_lut_sequence_when_no_window(server: RunningServer, photometric: str, vr: str) -> None:
+    ds = _ramp(photometric, VOILUTSequence=[_voi_lut_item(vr)])
     if photometric == "MONOCHROME1":
         ds.PresentationLUTShape = "INVERSE"
     shown = _png(server, ds)
