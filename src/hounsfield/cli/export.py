@@ -6,9 +6,9 @@ import getpass
 from pathlib import Path
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from hounsfield.bootstrap import open_archive
+from hounsfield.cli.progress import progress_bar
 from hounsfield.config import Settings
 from hounsfield.domain.deidentify import DeidentificationError, Options
 from hounsfield.domain.errors import NotFoundError
@@ -34,21 +34,14 @@ def export_deidentified(
         assert service is not None
         try:
             total = service.count(partition, study_uid)
-            with Progress(
-                TextColumn("de-identifying"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeRemainingColumn(),
-                disable=not progress,
-            ) as bar:
-                task = bar.add_task("export", total=total)
+            with progress_bar("de-identifying", total, enabled=progress) as advance:
                 report = service.export(
                     partition,
                     study_uid,
                     target,
                     chosen,
                     actor=Actor(getpass.getuser(), "localhost"),
-                    progress=lambda n: bar.advance(task, n),
+                    progress=advance,
                 )
         except NotFoundError as exc:
             raise click.ClickException(str(exc)) from None

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from hounsfield.cli.opened import opened_archive
+from hounsfield.cli.progress import progress_bar
 from hounsfield.config import Settings
 from hounsfield.domain.errors import NotFoundError
 
@@ -40,21 +40,8 @@ def export(
         try:
             studies = patients.studies_of(partition, patient_id, issuer)
             total = sum(len(archive.index.instances(partition, study)) for study in studies)
-            with Progress(
-                TextColumn("exporting"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeRemainingColumn(),
-                disable=not progress,
-            ) as bar:
-                task = bar.add_task("export", total=total)
-                report = patients.export(
-                    partition,
-                    patient_id,
-                    target,
-                    issuer,
-                    progress=lambda n: bar.advance(task, n),
-                )
+            with progress_bar("exporting", total, enabled=progress) as advance:
+                report = patients.export(partition, patient_id, target, issuer, progress=advance)
         except NotFoundError as exc:
             raise click.ClickException(str(exc)) from None
     click.echo(
