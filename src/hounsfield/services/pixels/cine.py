@@ -10,16 +10,17 @@ Recommended Display Frame Rate (0008,2144) or Cine Rate (0018,0040); see
 
 The work is bounded before anything is decoded: a series of more than
 `render.MAX_ANIMATION_FRAMES` frames, or whose rendered frames would take more than
-`render.MAX_ANIMATION_BYTES`, is refused (the caller answers
-400 and points at the multipart form, which streams one frame at a time). Stored values are
-decoded one frame at a time and not kept in the decoded-frame cache, so only the 8-bit rendered
-pictures are held until the animation is encoded.
+`render.MAX_ANIMATION_BYTES` (GIF only), is refused (the caller answers 400 and points at the
+multipart form, which streams one frame at a time). Stored values are decoded one frame at a
+time and not kept in the decoded-frame cache; a GIF holds the 8-bit rendered pictures until it
+is encoded (Pillow writes a GIF from all its frames), a video encodes each picture as it is
+rendered and holds only its compressed frames.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -86,29 +87,38 @@ def render_series(
         if kept is not None:
             return kept
     total = frame_total(instances)
+    video = options.media_type == render.MP4
     if total > render.MAX_ANIMATION_FRAMES:
         render.check_animation_bounds(total, 0, 0, 1, options)
-    first: Source | None = None
-    images: list[np.ndarray[Any, Any]] = []
-    for instance in instances:
-        source = _source(pixels, instance)
-        if source is None:
-            continue
-        if first is None:
-            first = source
-            info = source.info
-            render.check_animation_bounds(total, info.rows, info.columns, info.samples, options)
-        for number in range(1, source.frame_count + 1):
-            decoded = pixels.decode(source, number, keep=False)
-            shown = render.display(decoded, source.info, options.window)
-            image = render.region_and_viewport(shown, options.viewport)
-            if options.annotations:
-                left, right = annotation_text(source, number, options)
-                image = render.annotate(image, left, right)
-            images.append(_conform(image, images[0]) if images else image)
-    if first is None:
+    sources = ((i, _source(pixels, instance)) for i, instance in enumerate(instances))
+    found = next(((i, s) for i, s in sources if s is not None), None)
+    if found is None:
         raise NotFoundError("no instance of this series holds an image")
+    start, first = found
+    if not video:  # a video holds only its compressed frames: no bound on rendered bytes
+        info = first.info
+        render.check_animation_bounds(total, info.rows, info.columns, info.samples, options)
+
+    def pictures() -> Iterator[np.ndarray[Any, Any]]:
+        """The rendered frames one by one (a video encodes each as it comes)."""
+        reference: np.ndarray[Any, Any] | None = None
+        for index in range(start, len(instances)):
+            source = first if index == start else _source(pixels, instances[index])
+            if source is None:
+                continue
+            for number in range(1, source.frame_count + 1):
+                decoded = pixels.decode(source, number, keep=False)
+                shown = render.display(decoded, source.info, options.window)
+                image = render.region_and_viewport(shown, options.viewport)
+                if options.annotations:
+                    left, right = annotation_text(source, number, options)
+                    image = render.annotate(image, left, right)
+                if reference is None:
+                    reference = image
+                yield _conform(image, reference)
+
     frame_time = 1000.0 / options.frame_rate if options.frame_rate else frame_time_ms(first.summary)
+    images = pictures() if video else list(pictures())
     output = render.encode(images, options.media_type, options.quality, frame_time)
     if pixels.outputs is not None:
         # Under the first instance's study (an erasure drops it with the study's outputs).

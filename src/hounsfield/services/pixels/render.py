@@ -14,7 +14,8 @@ and the image is encoded as JPEG, PNG, GIF or (with PyAV) H.264 MP4.
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+import itertools
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -328,13 +329,16 @@ def annotate(
 
 
 def encode(
-    images: Sequence[np.ndarray[Any, Any]],
+    images: Sequence[np.ndarray[Any, Any]] | Iterator[np.ndarray[Any, Any]],
     media_type: str,
     quality: int = 90,
     frame_time_ms: float | None = None,
 ) -> bytes:
     """Encode 8-bit images; several images make an animated GIF or a video (one image
-    otherwise)."""
+    otherwise). A video may be given an iterator: each image is encoded as it comes."""
+    if media_type == MP4:
+        return _mp4(iter(images), quality, frame_time_ms)
+    images = list(images)
     first = images[0]
     if media_type == JPEG:
         return bytes(imagecodecs.jpeg8_encode(first, level=quality))
@@ -357,8 +361,6 @@ def encode(
             loop=0,
         )
         return buffer.getvalue()
-    if media_type == MP4:
-        return _mp4(images, quality, frame_time_ms)
     raise RenderError(f"{media_type} is not a rendered media type of this archive")
 
 
@@ -367,7 +369,7 @@ class VideoUnavailableError(RenderError):
 
 
 def _mp4(
-    images: Sequence[np.ndarray[Any, Any]], quality: int, frame_time_ms: float | None
+    images: Iterator[np.ndarray[Any, Any]], quality: int, frame_time_ms: float | None
 ) -> bytes:
     """H.264 in MP4 (PS3.18 8.7.4: video/mp4 for multi-frame images) through PyAV, at the
     frame rate of the object. Sizes are padded to even numbers, as 4:2:0 chroma requires."""
@@ -379,7 +381,8 @@ def _mp4(
         ) from exc
     from fractions import Fraction
 
-    rows, columns = images[0].shape[:2]
+    first = next(images)
+    rows, columns = first.shape[:2]
     height, width = rows + rows % 2, columns + columns % 2
     fps = Fraction(1000.0 / frame_time_ms if frame_time_ms else 10.0).limit_denominator(1000)
     buffer = io.BytesIO()
@@ -392,7 +395,7 @@ def _mp4(
         stream.pix_fmt = "yuv420p"
         # quality 100 -> CRF 10 (near lossless), 1 -> CRF 40.
         stream.options = {"crf": str(round(10 + (100 - quality) * 0.3)), "preset": "veryfast"}
-        for image in images:
+        for image in itertools.chain([first], images):
             rgb = image if image.ndim == 3 else np.stack([image] * 3, axis=-1)
             if (height, width) != rgb.shape[:2]:
                 rgb = np.pad(rgb, ((0, height - rows), (0, width - columns), (0, 0)), mode="edge")
