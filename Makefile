@@ -19,6 +19,13 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 bootstrap: $(STAMP)
 
+## The bench extra (matplotlib for the charts of docs/perf.md) on top of the test install.
+BENCH_STAMP := $(VENV)/.bench-installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	rm -f $(VENV)/.bench-installed-*
+	touch $(BENCH_STAMP)
+
 ## Start the archive with the embedded defaults (SQLite + files under ./data); HOUNSFIELD_* apply.
 run: $(STAMP)
 	$(BIN)/hounsfield serve
@@ -55,10 +62,10 @@ typecheck: $(STAMP)
 test: bootstrap system-deps lint typecheck
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
-bench: $(STAMP)
+bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
-bench-smoke: $(STAMP)
+bench-smoke: $(BENCH_STAMP)
 	$(BIN)/python -m bench.run --smoke
 
 clean:
