@@ -58,12 +58,12 @@ def test_a_shared_study_is_readable_by_its_grantee_only(secured: Secured) -> Non
 
     short = httpx.post(
         f"{secured.server.url}/api/grants",
-        json={"study": shared["study"], "subject": "viewer-clinic-b", "expiresInSeconds": 1},
+        json={"study": shared["study"], "subject": "viewer-clinic-b", "expiresInSeconds": 3},
         headers=admin,
     )
     assert short.status_code == 201
     assert httpx.get(f"{study_url}/metadata", headers=guest).status_code == 200
-    time.sleep(1.2)
+    time.sleep(3.2)
     assert httpx.get(f"{study_url}/metadata", headers=guest).status_code == 404  # expired
 
 

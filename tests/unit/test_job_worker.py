@@ -86,9 +86,9 @@ def test_leases_are_renewed_while_a_long_job_runs(index: SqliteIndex, stopping: 
 
     def slow(job: Job) -> None:
         started.set()
-        release.wait(5)
+        release.wait(10)
 
-    worker = JobWorker(index.jobs, {"echo": slow}, lease_seconds=0.3, poll_seconds=0.05)
+    worker = JobWorker(index.jobs, {"echo": slow}, lease_seconds=1.0, poll_seconds=0.05)
     job_id = enqueue(index)
     stop = threading.Event()
     thread = threading.Thread(target=worker.run, args=(stop,))
@@ -97,7 +97,7 @@ def test_leases_are_renewed_while_a_long_job_runs(index: SqliteIndex, stopping: 
         assert started.wait(5)
         if stopping:
             stop.set()
-        time.sleep(0.8)  # well past the first lease
+        time.sleep(2.5)  # well past the first lease
         assert index.jobs.claim("thief", ["echo"], 1, 30) == []
         running = index.jobs.get(job_id)
         assert running is not None and running.lease_owner == worker.name
