@@ -29,8 +29,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
         {
             "HOUNSFIELD_JOBS_RETRY_BASE_SECONDS": "1",
             "HOUNSFIELD_JOBS_RETRY_MAX_SECONDS": "2",
-            "HOUNSFIELD_SERIES_STABLE_SECONDS": "1",
-            "HOUNSFIELD_STUDY_STABLE_SECONDS": "2",
+            "HOUNSFIELD_SERIES_STABLE_SECONDS": "2",
+            "HOUNSFIELD_STUDY_STABLE_SECONDS": "5",
         },
     )
     yield running
