@@ -7,8 +7,6 @@ import asyncio
 from dataclasses import asdict
 from typing import Any
 
-import orjson
-
 from hounsfield import __version__
 from hounsfield.domain.identifiers import is_valid_partition
 from hounsfield.frontends.admin.audit import add_audit_routes
@@ -16,6 +14,7 @@ from hounsfield.frontends.admin.deidentify import add_deidentify_routes
 from hounsfield.frontends.admin.grants import add_grant_routes
 from hounsfield.frontends.admin.jobs import add_job_routes
 from hounsfield.frontends.admin.openapi import openapi_document
+from hounsfield.frontends.admin.params import json_fields
 from hounsfield.frontends.admin.patients import add_patient_routes
 from hounsfield.frontends.admin.worklist import add_mpps_routes, add_worklist_routes
 from hounsfield.frontends.http.core import HttpError, Request, Response, Router, json_response
@@ -32,16 +31,7 @@ def _aet(request: Request) -> str:
 
 
 def _remote_ae_from(aet: str, body: bytes) -> RemoteAE:
-    try:
-        data: Any = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise HttpError(400, f"body is not JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise HttpError(400, "body must be a JSON object")
-    allowed = {"host", "port", "tls", "partition", "description"}
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        raise HttpError(400, f"unknown field(s): {', '.join(unknown)}")
+    data = json_fields(body, {"host", "port", "tls", "partition", "description"})
     host, port = data.get("host"), data.get("port")
     if not isinstance(host, str) or not host:
         raise HttpError(400, "'host' must be a non-empty string")

@@ -11,13 +11,11 @@ Answers 202 `{"job": id}`; follow it at `/api/jobs/{id}`. 404 when the study is 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
-
-import orjson
 
 from hounsfield.domain.deidentify import DeidentificationError, Options
 from hounsfield.domain.identifiers import is_valid_partition, is_valid_uid
 from hounsfield.domain.model import Level
+from hounsfield.frontends.admin.params import json_fields
 from hounsfield.frontends.http.audit import actor_of
 from hounsfield.frontends.http.core import HttpError, Request, Response, Router, json_response
 from hounsfield.frontends.http.security import use_partition
@@ -31,15 +29,7 @@ def add_deidentify_routes(router: Router, services: Services) -> None:
     async def deidentify(request: Request) -> Response:
         if services.deidentify is None:
             raise HttpError(503, "de-identification is not configured")
-        try:
-            data: Any = orjson.loads(await request.body(1 << 16))
-        except orjson.JSONDecodeError as exc:
-            raise HttpError(400, f"body is not JSON: {exc}") from exc
-        if not isinstance(data, dict):
-            raise HttpError(400, "body must be a JSON object")
-        unknown = sorted(set(data) - _FIELDS)
-        if unknown:
-            raise HttpError(400, f"unknown field(s): {', '.join(unknown)}")
+        data = json_fields(await request.body(1 << 16), _FIELDS)
         study, target = data.get("study"), data.get("targetPartition")
         if not isinstance(study, str) or not is_valid_uid(study):
             raise HttpError(400, "'study' must be a Study Instance UID")

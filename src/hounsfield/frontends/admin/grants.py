@@ -11,10 +11,8 @@ rendered, its series and instances) in the grant's partition; nothing else.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
-import orjson
-
+from hounsfield.frontends.admin.params import json_fields
 from hounsfield.frontends.http.core import HttpError, Request, Response, Router, json_response
 from hounsfield.frontends.http.security import use_partition
 from hounsfield.services.container import Services
@@ -39,15 +37,9 @@ def _query(request: Request) -> dict[str, str]:
 def add_grant_routes(router: Router, services: Services) -> None:
     @router.route("/api/grants", "POST")
     async def create(request: Request) -> Response:
-        try:
-            data: Any = orjson.loads(await request.body(1 << 16))
-        except orjson.JSONDecodeError as exc:
-            raise HttpError(400, f"body is not JSON: {exc}") from exc
-        if not isinstance(data, dict):
-            raise HttpError(400, "body must be a JSON object")
-        unknown = sorted(set(data) - {"study", "subject", "expiresInSeconds", "partition"})
-        if unknown:
-            raise HttpError(400, f"unknown field(s): {', '.join(unknown)}")
+        data = json_fields(
+            await request.body(1 << 16), {"study", "subject", "expiresInSeconds", "partition"}
+        )
         study, subject = data.get("study"), data.get("subject")
         seconds = data.get("expiresInSeconds")
         if not isinstance(study, str) or not isinstance(subject, str):

@@ -14,11 +14,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
-import orjson
-
-from hounsfield.frontends.admin.params import bounded_int
+from hounsfield.frontends.admin.params import bounded_int, json_fields
 from hounsfield.frontends.http.core import HttpError, Request, Response, Router, json_response
 from hounsfield.frontends.http.security import use_partition
 from hounsfield.ports.jobs import JobFilter, JobState
@@ -39,16 +36,6 @@ def _forwarding(services: Services) -> ForwardingService:
     if services.forwarding is None:
         raise HttpError(503, "forwarding is not configured")
     return services.forwarding
-
-
-def _json_object(body: bytes) -> dict[str, Any]:
-    try:
-        data: Any = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise HttpError(400, f"body is not JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise HttpError(400, "body must be a JSON object")
-    return data
 
 
 def _filter(request: Request) -> JobFilter:
@@ -116,10 +103,9 @@ def add_job_routes(router: Router, services: Services) -> None:
 
     @router.route("/api/forward", "POST")
     async def forward(request: Request) -> Response:
-        data = _json_object(await request.body(1 << 16))
-        unknown = sorted(set(data) - {"destination", "study", "series", "sop", "partition"})
-        if unknown:
-            raise HttpError(400, f"unknown field(s): {', '.join(unknown)}")
+        data = json_fields(
+            await request.body(1 << 16), {"destination", "study", "series", "sop", "partition"}
+        )
         partition = data.get("partition")
         if partition is not None and not isinstance(partition, str):
             raise HttpError(400, "'partition' must be a valid partition name")
@@ -144,10 +130,9 @@ def add_job_routes(router: Router, services: Services) -> None:
 
     @router.route("/api/fetch", "POST")
     async def fetch(request: Request) -> Response:
-        data = _json_object(await request.body(1 << 16))
-        unknown = sorted(set(data) - {"source", "study", "partition", "priority"})
-        if unknown:
-            raise HttpError(400, f"unknown field(s): {', '.join(unknown)}")
+        data = json_fields(
+            await request.body(1 << 16), {"source", "study", "partition", "priority"}
+        )
         partition = data.get("partition")
         if partition is not None and not isinstance(partition, str):
             raise HttpError(400, "'partition' must be a valid partition name")
@@ -187,7 +172,7 @@ def add_rule_routes(router: Router, services: Services) -> None:
     @router.route("/api/forward-rules/{name}", "PUT")
     async def put_rule(request: Request) -> Response:
         name = request.params["name"]
-        data = _json_object(await request.body(1 << 16))
+        data = json_fields(await request.body(1 << 16), None)
         if data.get("name", name) != name:
             raise HttpError(400, "'name' in the body differs from the URL")
         try:

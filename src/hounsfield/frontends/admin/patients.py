@@ -10,11 +10,9 @@ erased then, so the request can simply be repeated).
 from __future__ import annotations
 
 import asyncio
-from typing import Any
-
-import orjson
 
 from hounsfield.domain.errors import NotFoundError
+from hounsfield.frontends.admin.params import json_fields
 from hounsfield.frontends.http.core import HttpError, Request, Response, Router, json_response
 from hounsfield.frontends.http.security import use_partition
 from hounsfield.ports.cache import CacheUnavailable
@@ -22,15 +20,7 @@ from hounsfield.services.container import Services
 
 
 def _body(request: Request, raw: bytes) -> tuple[str, str, str | None]:
-    try:
-        data: Any = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise HttpError(400, f"body is not JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise HttpError(400, "body must be a JSON object")
-    unknown = sorted(set(data) - {"patientId", "issuerOfPatientId", "partition"})
-    if unknown:
-        raise HttpError(400, f"unknown field(s): {', '.join(unknown)}")
+    data = json_fields(raw, {"patientId", "issuerOfPatientId", "partition"})
     patient_id, issuer = data.get("patientId"), data.get("issuerOfPatientId")
     partition = data.get("partition")
     if not isinstance(patient_id, str) or not patient_id.strip():
