@@ -18,12 +18,12 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from hounsfield.ports.jobs import Enqueued, Job, JobFilter, JobState, JobStore, NewJob
+from hounsfield.ports.jobs import Job, JobFilter, JobState, JobStore
 
 log = logging.getLogger(__name__)
 
@@ -212,9 +212,6 @@ class JobService:
 
     def __init__(self, store: JobStore) -> None:
         self.store = store
-
-    def enqueue(self, jobs: Sequence[NewJob]) -> list[Enqueued]:
-        return self.store.enqueue(jobs)
 
     def find(self, where: JobFilter) -> list[Job]:
         return self.store.find(where)
