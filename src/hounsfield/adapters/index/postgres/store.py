@@ -25,7 +25,7 @@ from hounsfield.adapters.index.postgres.connection import open_pool, run_read, r
 from hounsfield.adapters.index.postgres.migrate import PACKAGE, schema_version
 from hounsfield.adapters.index.postgres.migrate import migrate as run_migrations
 from hounsfield.adapters.index.sql import derived as derived_sql
-from hounsfield.adapters.index.sql import leases, paging, stability
+from hounsfield.adapters.index.sql import leases, paging, retention, stability
 from hounsfield.adapters.index.sql.apikeys import SqlApiKeyStore
 from hounsfield.adapters.index.sql.audit import SqlAuditLog
 from hounsfield.adapters.index.sql.dialect import Dialect
@@ -299,7 +299,7 @@ class PostgresIndex:
     def studies_unchanged_since(self, partition: str, cutoff: datetime, limit: int) -> list[str]:
         seconds = utc(cutoff).timestamp()
         return self._read(
-            lambda c: stability.studies_unchanged_since(DIALECT, c, partition, seconds, limit)
+            lambda c: retention.studies_unchanged_since(DIALECT, c, partition, seconds, limit)
         )
 
     def claim_lease(self, name: str, owner: str, seconds: float) -> int | None:

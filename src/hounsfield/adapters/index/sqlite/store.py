@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from hounsfield.adapters.index.sql import derived as derived_sql
-from hounsfield.adapters.index.sql import leases, paging, stability
+from hounsfield.adapters.index.sql import leases, paging, retention, stability
 from hounsfield.adapters.index.sql.apikeys import SqlApiKeyStore
 from hounsfield.adapters.index.sql.audit import SqlAuditLog
 from hounsfield.adapters.index.sql.dialect import Dialect
@@ -259,7 +259,7 @@ class SqliteIndex:
     def studies_unchanged_since(self, partition: str, cutoff: datetime, limit: int) -> list[str]:
         seconds = _timestamp(cutoff)
         return self._read(
-            lambda c: stability.studies_unchanged_since(DIALECT, c, partition, seconds, limit)
+            lambda c: retention.studies_unchanged_since(DIALECT, c, partition, seconds, limit)
         )
 
     def claim_lease(self, name: str, owner: str, seconds: float) -> int | None:
