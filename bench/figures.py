@@ -1,10 +1,11 @@
-"""The figures of `bench.run`: its rows, with the DESIGN.md §5 targets they are checked against."""
+"""The figures of `bench.run`: its rows, with the DESIGN.md §5 targets they are checked against
+(the DIMSE, pixel and memory scenarios' rows are built by their modules)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from bench import dimse
+from bench import dimse, memory, pixels
 from bench.report import Row, Target, latency_row
 
 STOW_BATCH = 50
@@ -18,7 +19,7 @@ TARGETS = {
 
 
 def rows(d: dict[str, Any], *, partial: bool = False) -> list[Row]:
-    """The report's rows from a run's details; `partial` (--only-scale): only what it measured."""
+    """The report's rows from a run's details; `partial` (--only, --only-scale): only what ran."""
     sizes = d["sizes"]
     rows: list[Row] = []
     stow = d.get("stow", {})
@@ -28,8 +29,7 @@ def rows(d: dict[str, Any], *, partial: bool = False) -> list[Row]:
         return float(value) if value else None
 
     batch = sizes["stow_batch"]
-    skipped = partial
-    if not skipped:
+    if not partial or "stow" in d:
         rows.append(
             Row(
                 "stow_ct",
@@ -54,6 +54,20 @@ def rows(d: dict[str, Any], *, partial: bool = False) -> list[Row]:
                 rate(NON_DURABLE),
                 rate("Orthanc"),
                 note="Orthanc as above",
+            )
+        )
+    mr = d.get("stow_mr")
+    if mr is not None or not partial:
+        mr = mr or {}
+        rows.append(
+            Row(
+                "stow_mr",
+                f"STOW-RS ingest, 256² MR, batches of {batch}",
+                "inst/s",
+                "higher",
+                mr.get("Hounsfield", {}).get("rate"),
+                mr.get("Orthanc", {}).get("rate"),
+                TARGETS["stow"],
             )
         )
     load = d.get("qido_load", {})
@@ -95,7 +109,8 @@ def rows(d: dict[str, Any], *, partial: bool = False) -> list[Row]:
                 )
             )
     meta = d.get("metadata", {})
-    encodings = (("identity", TARGETS["metadata"]), ("gzip", None)) if not skipped else ()
+    measured = not partial or "metadata" in d
+    encodings = (("identity", TARGETS["metadata"]), ("gzip", None)) if measured else ()
     for encoding, target in encodings:
         rows.append(
             latency_row(
@@ -107,6 +122,7 @@ def rows(d: dict[str, Any], *, partial: bool = False) -> list[Row]:
                 target,
             )
         )
-    if not skipped:
-        rows += dimse.rows(d, sizes["ct_slices"])
+    rows += dimse.rows(d, sizes["ct_slices"])
+    rows += pixels.rows(d)
+    rows += memory.rows(d)
     return rows

@@ -1,24 +1,19 @@
-"""Server memory while a 2 GB study is ingested: Hounsfield against Orthanc (DESIGN.md §5:
+"""The memory scenario of `bench.run`: server RSS while a 2 GB study is ingested (DESIGN.md §5:
 "a 2 GB study is streamed, never held in memory; RSS < 500 MB while ingesting").
-
-    python -m bench.memory [--gigabytes 2] [--batch 50] [--smoke] [--no-orthanc]
 
 One CT study of 512² 16-bit slices (about 520 KB each; 4,000 slices for 2 GB) is generated as
 it is sent, batch after batch of STOW-RS, so the client never holds more than one batch; the
 server's resident memory (VmRSS of its process) is sampled every 100 ms from before the first
 request to after the last answer. Reported: the RSS before, the peak and the mean during, and
-the ingest rate; every batch must be answered 200. Results go to bench/results/memory-*.json.
+the ingest rate; every batch must be answered 200.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
-import tempfile
 import threading
 import time
-from datetime import UTC, datetime
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +22,11 @@ import httpx
 from bench import hounsfield as hounsfield_server
 from bench import orthanc
 from bench.data import STOW_CONTENT_TYPE, CtSeriesSpec, batched, ct_instances, multipart_body
+from bench.report import Row, Target
+from bench.scenarios import Problems
 from bench.servers import RunningArchive
 
 SLICE_BYTES = 512 * 512 * 2 + 4096  # pixels and a header, as bench.data writes them
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 class RssSampler:
@@ -95,55 +91,66 @@ def ingest(archive: RunningArchive, slices: int, batch: int) -> dict[str, Any]:
     }
 
 
-def parse(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m bench.memory", description=__doc__.splitlines()[0])
-    p.add_argument("--gigabytes", type=float, default=2.0, help="size of the study (default 2)")
-    p.add_argument("--batch", type=int, default=50, help="instances per STOW-RS request")
-    p.add_argument("--smoke", action="store_true", help="a 50 MB study: checks the harness")
-    p.add_argument("--no-orthanc", action="store_true", help="Hounsfield only")
-    p.add_argument("--results-dir", type=Path, default=RESULTS)
-    return p.parse_args(argv)
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse(argv)
-    gigabytes = 0.05 if args.smoke else args.gigabytes
+def scenario(
+    workdir: Path,
+    gigabytes: float,
+    batch: int,
+    problems: Problems,
+    say: Callable[[str], None],
+    *,
+    with_orthanc: bool = True,
+) -> dict[str, Any]:
+    """Each archive on a fresh server of its own, one after the other."""
     slices = max(1, int(gigabytes * 1e9 / SLICE_BYTES))
-    results: dict[str, Any] = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "gigabytes": gigabytes,
-        "archives": {},
-    }
-    with tempfile.TemporaryDirectory(prefix="hf-bench-memory-") as scratch:
-        work = Path(scratch)
-        starters = [("Hounsfield", lambda: hounsfield_server.start(work / "hounsfield" / "data"))]
-        if not args.no_orthanc:
-            log: list[str] = []
-            orthanc.ensure_installed(log)
-            starters.append(("Orthanc", lambda: orthanc.start(work / "orthanc")))
-        for name, start in starters:
-            archive = start()
-            try:
-                print(f"[memory] {name}: ingesting {slices} slices ({gigabytes:g} GB)", flush=True)
-                results["archives"][name] = {
-                    "version": archive.version,
-                    **ingest(archive, slices, args.batch),
-                }
-            finally:
-                archive.stop()
-    args.results_dir.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = args.results_dir / f"memory-{'smoke-' if args.smoke else ''}{stamp}.json"
-    path.write_text(json.dumps(results, indent=2) + "\n")
-    for name, figures in results["archives"].items():
-        print(
-            f"[memory] {name}: peak RSS {figures['rss_peak_mb']} MB"
-            f" (before {figures['rss_before_mb']} MB), {figures['instances_per_second']} inst/s",
-            flush=True,
+    out: dict[str, Any] = {"gigabytes": gigabytes, "slices": slices, "batch": batch}
+    starters: list[tuple[str, Callable[[], RunningArchive]]] = [
+        ("Hounsfield", lambda: hounsfield_server.start(workdir / "memory-hounsfield" / "data"))
+    ]
+    if with_orthanc:
+        starters.append(("Orthanc", lambda: orthanc.start(workdir / "memory-orthanc")))
+    for name, start in starters:
+        archive = start()
+        try:
+            say(f"memory: {name} ingesting {slices} slices ({gigabytes:g} GB) by STOW-RS")
+            out[name] = {"version": archive.version, **ingest(archive, slices, batch)}
+            figures = out[name]
+            say(
+                f"  {name}: peak RSS {figures['rss_peak_mb']} MB (before "
+                f"{figures['rss_before_mb']} MB), {figures['instances_per_second']} inst/s"
+            )
+        except (RuntimeError, httpx.HTTPError) as exc:
+            problems.add(name, f"memory scenario: {exc}")
+        finally:
+            archive.stop()
+    return out
+
+
+TARGET = Target("< 500 MB while ingesting a 2 GB study", at_most=500)
+
+
+def rows(details: dict[str, Any]) -> list[Row]:
+    """The report row of the memory scenario, when it ran: the peak, the mean beside it."""
+    d = details.get("memory")
+    if not d:
+        return []
+
+    def text(figures: dict[str, Any]) -> str | None:
+        if "rss_peak_mb" not in figures:
+            return None
+        return f"{figures['rss_peak_mb']:,.0f} (mean {figures['rss_mean_mb']:,.0f})"
+
+    ours, theirs = d.get("Hounsfield", {}), d.get("Orthanc", {})
+    return [
+        Row(
+            "memory_rss_peak",
+            f"Server peak RSS while a {d['gigabytes']:g} GB study ({d['slices']:,} CT slices) is"
+            f" ingested by STOW-RS, batches of {d['batch']}",
+            "MB",
+            "lower",
+            ours.get("rss_peak_mb"),
+            theirs.get("rss_peak_mb"),
+            TARGET,
+            hounsfield_text=text(ours),
+            orthanc_text=text(theirs),
         )
-    print(f"[memory] results: {path}", flush=True)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    ]

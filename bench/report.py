@@ -57,11 +57,12 @@ class Row:
     hounsfield_text: str | None = None  # e.g. "1.2 / 2.0 / 3.1" for p50/p95/p99
     orthanc_text: str | None = None
     note: str = ""
+    orthanc_failure: str = ""  # Orthanc answered wrongly or not at all: "fails", no ratio
 
     @property
     def ratio(self) -> float | None:
         """Speed-up over Orthanc: above 1 means Hounsfield is faster."""
-        if self.hounsfield is None or self.orthanc is None:
+        if self.hounsfield is None or self.orthanc is None or self.orthanc_failure:
             return None
         if self.hounsfield <= 0 or self.orthanc <= 0:
             return None
@@ -198,6 +199,12 @@ def _fmt(value: float | None, unit: str) -> str:
     return f"{value:.2f}"
 
 
+def _short(failure: str) -> str:
+    """The first words of a failure, safe inside a Markdown table cell."""
+    text = failure.replace("|", "/").replace("\n", " ")
+    return text if len(text) <= 60 else text[:57] + "…"
+
+
 def markdown(report: Report, chart: str | None) -> str:
     m = report.machine
     lines = [
@@ -234,10 +241,13 @@ def markdown(report: Report, chart: str | None) -> str:
         ratio = row.ratio
         ratio_text = "—" if ratio is None else f"{ratio:,.1f}×"
         label = row.label + (f" ({row.note})" if row.note else "")
+        theirs = row.orthanc_text or _fmt(row.orthanc, row.unit)
+        if row.orthanc_failure:
+            theirs = f"fails ({_short(row.orthanc_failure)})"
         lines.append(
             f"| {label} | {row.unit} "
             f"| {row.hounsfield_text or _fmt(row.hounsfield, row.unit)} "
-            f"| {row.orthanc_text or _fmt(row.orthanc, row.unit)} "
+            f"| {theirs} "
             f"| {ratio_text} | {row.target.text if row.target else '—'} | {met_text} |"
         )
     if chart:
@@ -293,11 +303,12 @@ def chart(report: Report, path: Path) -> bool:
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    rows = [r for r in report.rows if r.ratio is not None]
+    rows = [r for r in report.rows if r.ratio is not None or r.orthanc_failure]
     if not rows:
         return False
     labels = [r.label for r in rows]
-    ratios = [r.ratio or 0.0 for r in rows]
+    ratios = [r.ratio or float("nan") for r in rows]  # no bar where Orthanc fails
+    shown = [r.ratio for r in rows if r.ratio] or [1.0]
     fig, ax = plt.subplots(figsize=(10, 0.45 * len(rows) + 1.5))
     colors = ["#2a9d8f" if v >= 1 else "#e76f51" for v in ratios]
     ax.barh(labels, ratios, color=colors)
@@ -306,8 +317,11 @@ def chart(report: Report, path: Path) -> bool:
     for i, r in enumerate(rows):
         if r.target and r.target.min_ratio:
             ax.plot([r.target.min_ratio], [i], marker="|", markersize=18, color="black")
-        ax.text(ratios[i], i, f" {ratios[i]:.1f}×", va="center", fontsize=8)
-    ax.set_xlim(min(0.5, min(ratios) / 2), max(ratios) * 4)
+        if r.orthanc_failure:  # no ratio: Orthanc answered wrongly or not at all
+            ax.text(1.0, i, " Orthanc fails", va="center", fontsize=8, color="#6d597a")
+        else:
+            ax.text(ratios[i], i, f" {ratios[i]:.1f}×", va="center", fontsize=8)
+    ax.set_xlim(min(0.5, min(shown) / 2), max(shown) * 4)
     ax.invert_yaxis()
     ax.set_xlabel("speed-up over Orthanc (log scale; | marks a DESIGN.md target)")
     ax.set_title(f"Hounsfield vs Orthanc, {report.started_at} UTC")
