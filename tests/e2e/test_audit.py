@@ -332,3 +332,44 @@ def test_a_move_names_its_destination(archive: RunningServer, tmp_path: Path) ->
     }
     assert roles["MOVEDEST"] == "110152" and roles[archive.ae_title] == "110153"
     check_xml(begun[0])
+
+
+def test_a_burst_of_reads_is_one_message(tmp_path: Path) -> None:
+    """A viewer's many reads of one study within `audit_transfer_window` are one Instances
+    Transferred message counting them (PS3.15 A.5.3.7); another study's read is its own, a
+    failed read is recorded at once, and what is still gathered is written at shutdown."""
+    data_dir = tmp_path / "data"
+    server = start_server(data_dir, {"HOUNSFIELD_AUDIT_TRANSFER_WINDOW": "1"})
+    first, second = uid(), uid()
+    try:
+        body, content_type = multipart(
+            [make_instance(study_uid=first), make_instance(study_uid=second)]
+        )
+        httpx.post(
+            server.dicomweb + "/studies", content=body, headers={"content-type": content_type}
+        ).raise_for_status()
+        for _ in range(5):
+            assert httpx.get(server.dicomweb + f"/studies/{first}/metadata").status_code == 200
+        assert httpx.get(server.dicomweb + f"/studies/{second}/metadata").status_code == 200
+        missing = httpx.get(server.dicomweb + f"/studies/{first}/series/{uid()}/metadata")
+        assert missing.status_code == 404
+
+        failed = wait_for(server, lambda r: r["outcome"] != 0 and r["action"] == "R", study=first)
+        assert len(failed) == 1
+        reads = wait_for(server, lambda r: r["action"] == "R" and r["outcome"] == 0, study=first)
+        assert len(reads) == 1, reads
+        assert "5 HTTP requests" in reads[0]["xml"]
+        check_xml(reads[0])
+        other = wait_for(server, lambda r: r["action"] == "R", study=second)
+        assert len(other) == 1 and "HTTP requests" not in other[0]["xml"]
+
+        # A burst still open when the server stops is written, not lost.
+        assert httpx.get(server.dicomweb + f"/studies/{second}/metadata").status_code == 200
+    finally:
+        stop_server(server)
+    with sqlite3.connect(data_dir / "index.db") as conn:
+        (count,) = conn.execute(
+            "SELECT count(*) FROM audit_log WHERE action = 'R' AND study_uids LIKE ?",
+            (f"%{second}%",),
+        ).fetchone()
+    assert count == 2

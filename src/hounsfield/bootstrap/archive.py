@@ -166,6 +166,7 @@ def open_audit(settings: Settings, index: IndexStore) -> AuditService | None:
         source_id=settings.ae_title,
         index=index,
         queue_size=settings.audit_queue_size,
+        transfer_window=float(settings.audit_transfer_window),
     )
 
 

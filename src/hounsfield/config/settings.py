@@ -109,6 +109,7 @@ class Settings:
     log_level: str
     audit_enabled: bool
     audit_queue_size: int
+    audit_transfer_window: int
     audit_syslog_url: str
     audit_syslog_ca_file: str
     audit_syslog_cert_file: str
@@ -247,6 +248,7 @@ def _validate(values: dict[str, Any]) -> None:
         "rate_limit_per_minute",
         "series_stable_seconds",
         "study_stable_seconds",
+        "audit_transfer_window",
     ):
         if values[key] < 0:
             raise ConfigError(f"setting {key!r}: must not be negative, got {values[key]}")

@@ -249,6 +249,8 @@ class HttpApp:
                 for task in self._tasks:
                     task.cancel()
                 await asyncio.gather(*self._tasks, return_exceptions=True)
+                if self._auditor is not None:
+                    self._auditor.close()
                 self._on_shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
                 return

@@ -93,6 +93,9 @@ class AuditService:
     index: IndexStore | None = None
     queue_size: int = 10_000
     batch_size: int = 500
+    #: Seconds over which the HTTP front end gathers one requester's successful reads of a
+    #: study into one Instances Transferred message (0: one message per request).
+    transfer_window: float = 0.0
     #: Messages the full queue could not take, and how many of those an alert has reported.
     dropped: int = 0
     _reported: int = 0

@@ -11,15 +11,24 @@ Log Used, any 401 a failed User Authentication and any 403 a Security Alert.
 Who: the principal that authentication put on the request (its subject), else the client
 address.
 Nothing here logs PHI: messages go to the audit trail only.
+
+A viewer reads a study as hundreds of frame and rendered requests within a second or two.
+PS3.15 A.5.3.7 describes the *completion* of transferring a set of instances of one patient,
+not each HTTP exchange, so successful reads of one study by one requester within
+`AuditService.transfer_window` seconds are one DICOM Instances Transferred message
+(`ReadBursts`), timed when the last of them completed (its EventDateTime, A.5.3.7) and saying
+how many requests it covers. Failed reads are recorded one by one, at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import enum
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from hounsfield.domain import audit as a
 from hounsfield.frontends.http.core import HttpError, Request
@@ -96,10 +105,81 @@ class Pending:
     patient_ids: tuple[str, ...] = ()
 
 
+@dataclass(slots=True)
+class _Burst:
+    requests: int
+    completed: datetime
+
+
+_BurstKey = tuple[Actor, str, tuple[str, ...]]
+
+
+class ReadBursts:
+    """Successful reads of one study by one requester, gathered for `window` seconds into
+    one DICOM Instances Transferred message (PS3.15 A.5.3.7: the completion of a transfer).
+
+    The first read of a burst opens it and schedules its message on the event loop; later
+    reads only count. At most `limit` bursts are open at once (the oldest is written early
+    past that), and `close` writes every open one, so nothing is lost at shutdown.
+    """
+
+    def __init__(self, audit: AuditService, window: float, limit: int = 10_000) -> None:
+        self.audit = audit
+        self.window = window
+        self.limit = limit
+        self._open: dict[_BurstKey, _Burst] = {}
+
+    def add(self, actor: Actor, partition: str, studies: tuple[str, ...]) -> None:
+        key = (actor, partition, studies)
+        now = datetime.now(UTC)
+        burst = self._open.get(key)
+        if burst is not None:
+            burst.requests += 1
+            burst.completed = now
+            return
+        if len(self._open) >= self.limit:
+            self._write(next(iter(self._open)))
+        self._open[key] = _Burst(1, now)
+        asyncio.get_running_loop().call_later(self.window, self._write, key)
+
+    def close(self) -> None:
+        for key in list(self._open):
+            self._write(key)
+
+    def _write(self, key: _BurstKey) -> None:
+        burst = self._open.pop(key, None)
+        if burst is None:
+            return
+        actor, partition, studies = key
+        message = self.audit.transferred(actor, partition, list(studies), a.Outcome.SUCCESS)
+        description = f"{burst.requests} HTTP requests" if burst.requests > 1 else ""
+        self.audit.record(
+            dataclasses.replace(message, time=burst.completed, outcome_description=description)
+        )
+
+
+def _transferred_studies(request: Request) -> list[str]:
+    """The study a read is of: its path's, or WADO-URI's `studyUID` (PS3.18 9.1.2)."""
+    if "study" in request.params:
+        return [request.params["study"]]
+    try:
+        return [v for k, v in request.query_items() if k == "studyUID"][:1]
+    except HttpError:
+        return []  # the request was refused for its query already
+
+
 class HttpAuditor:
     def __init__(self, audit: AuditService, default_partition: str) -> None:
         self.audit = audit
         self.default_partition = default_partition
+        self.bursts = (
+            ReadBursts(audit, audit.transfer_window) if audit.transfer_window > 0 else None
+        )
+
+    def close(self) -> None:
+        """Write the reads still gathered (at shutdown)."""
+        if self.bursts is not None:
+            self.bursts.close()
 
     async def before(self, request: Request) -> Pending | None:
         kind = classify(request.method, request.path.split("?", 1)[0])
@@ -137,6 +217,15 @@ class HttpAuditor:
             )
         if pending is None:
             return
+        if (
+            pending.kind is Kind.TRANSFER
+            and outcome is a.Outcome.SUCCESS
+            and self.bursts is not None
+        ):
+            studies = _transferred_studies(request)
+            if studies:
+                self.bursts.add(actor, pending.partition, tuple(studies))
+                return
         message = self._message(request, pending, actor, outcome, status)
         if message is not None:
             self.audit.record(message)
@@ -157,12 +246,7 @@ class HttpAuditor:
             )
             return audit.query(actor, partition, url.encode(), request.path, outcome, uri=True)
         if pending.kind is Kind.TRANSFER:
-            if not studies:
-                try:
-                    studies = [v for k, v in request.query_items() if k == "studyUID"][:1]
-                except HttpError:
-                    studies = []  # the request was refused for its query already
-            return audit.transferred(actor, partition, studies, outcome)
+            return audit.transferred(actor, partition, _transferred_studies(request), outcome)
         if pending.kind is Kind.DELETE:
             return audit.deleted(actor, partition, studies, outcome, pending.patient_ids)
         if pending.kind is Kind.AUDIT_READ:
