@@ -31,6 +31,10 @@ class IndexCapabilities:
     fuzzy_names: bool = True
     sequence_matching: bool = True
     concurrent_writers: bool = False
+    #: Reads run inside this process (an embedded database: tens of microseconds, no network
+    #: round trip), so a request may make a small one on its event loop instead of paying
+    #: for a hop to a worker thread.
+    embedded: bool = False
 
 
 @dataclass(frozen=True, slots=True)

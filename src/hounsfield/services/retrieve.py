@@ -7,7 +7,7 @@ cache (`services.caching`) before the index when one is configured.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from hounsfield.domain.errors import NotFoundError
 from hounsfield.ports.blobs import BlobStore
@@ -22,6 +22,10 @@ class RetrieveService:
         self.index = index
         self.blobs = blobs
         self.documents = documents
+        #: Looking an instance up and reading a small range are cheap enough for the event
+        #: loop: an embedded index and local files (a frame is one 31 µs pread, DESIGN.md §4;
+        #: a hop to a worker thread costs more than that under load).
+        self.inline_reads = index.capabilities.embedded and blobs.capabilities.local_paths
 
     def instances(
         self,
@@ -51,6 +55,17 @@ class RetrieveService:
 
     def object_bytes(self, instance: StoredInstance, chunk_size: int = 1 << 20) -> Iterator[bytes]:
         return self.blobs.iter_bytes(instance.blob_key, chunk_size)
+
+    @staticmethod
+    def frames_size(instance: StoredInstance, numbers: Sequence[int]) -> int:
+        """Bytes the stored frames `numbers` take (0 for numbers that do not exist)."""
+        frames = instance.pixel.frames if instance.pixel is not None else []
+        return sum(
+            length
+            for number in numbers
+            if 1 <= number <= len(frames)
+            for _, length in frames[number - 1]
+        )
 
     def frame(self, instance: StoredInstance, number: int) -> list[bytes]:
         """The fragments of frame `number` (1-based, PS3.18 8.3.1.1.3); one for native data."""

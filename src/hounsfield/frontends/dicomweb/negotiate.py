@@ -11,6 +11,7 @@ answer is 406 (PS3.18 8.7.8), never a silently different representation.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from hounsfield.frontends.dicomweb.transfer import (
     EXPLICIT_VR_LE,
@@ -23,6 +24,13 @@ from hounsfield.frontends.http.mediatypes import MediaRange, parse_accept
 from hounsfield.ports.index import StoredInstance
 from hounsfield.services.pixels.service import PixelService
 from hounsfield.services.pixels.syntaxes import DEFAULT_FOR_MEDIA_TYPE
+
+
+class Transcoder(Protocol):
+    """What frame negotiation asks of the pixel service (PixelService is one)."""
+
+    def can_transcode(self, instance: StoredInstance, target: str) -> bool: ...
+
 
 DICOM = "application/dicom"
 OCTETS = "application/octet-stream"
@@ -82,7 +90,7 @@ class FrameChoice:
     transcode: bool  # False: the stored bytes as they are
 
 
-def _stored_form(stored: str, instance: StoredInstance, pixels: PixelService | None) -> FrameChoice:
+def _stored_form(stored: str, instance: StoredInstance) -> FrameChoice:
     """Frames as stored; native frames are always little endian octets (PS3.18 8.7.3.3.2),
     so big endian ones are converted, and so are deflated ones (PS3.5 A.5), whose frames
     have no byte offsets in the stored object."""
@@ -94,18 +102,18 @@ def _stored_form(stored: str, instance: StoredInstance, pixels: PixelService | N
 
 
 def _frame_choice(
-    media: MediaRange, instance: StoredInstance, pixels: PixelService | None
+    media: MediaRange, instance: StoredInstance, pixels: Transcoder | None
 ) -> FrameChoice | None:
     stored = instance.transfer_syntax_uid
     part = media.params.get("type", OCTETS)
     wanted = media.params.get("transfer-syntax")
     if part in ("*/*", "application/*", "image/*", "video/*") and wanted in (None, "*", stored):
-        return _stored_form(stored, instance, pixels)
+        return _stored_form(stored, instance)
     if part == OCTETS and wanted == "*":
-        return _stored_form(stored, instance, pixels)
+        return _stored_form(stored, instance)
     if wanted is None:
         if part != OCTETS and part == frame_media_type(stored):
-            return _stored_form(stored, instance, pixels)
+            return _stored_form(stored, instance)
         wanted = DEFAULT_FOR_MEDIA_TYPE.get(part)
         if wanted is None:
             return None
@@ -113,7 +121,7 @@ def _frame_choice(
         return None  # PS3.18 Table 8.7.3-5: the syntax must belong to the media type
     if wanted == stored or (wanted == EXPLICIT_VR_LE and stored in NATIVE_LITTLE_ENDIAN):
         if is_native(stored) or part != OCTETS:
-            return _stored_form(stored, instance, pixels)
+            return _stored_form(stored, instance)
         return FrameChoice(f"{OCTETS}; transfer-syntax={stored}", stored, False)
     if pixels is None or not pixels.can_transcode(instance, wanted):
         return None
@@ -122,12 +130,13 @@ def _frame_choice(
 
 
 def choose_frames(
-    accept: str | None, instance: StoredInstance, pixels: PixelService | None
+    accept: str | None, instance: StoredInstance, pixels: Transcoder | None
 ) -> FrameChoice:
-    """PS3.18 8.7.3.3.2 and Table 8.7.3-5 for Retrieve Frames (blocking)."""
+    """PS3.18 8.7.3.3.2 and Table 8.7.3-5 for Retrieve Frames (blocking only when it asks
+    `pixels` whether a transcoding is possible, which may read the object's header)."""
     for media in parse_accept(accept):
         if media.type in ("*/*", "multipart/*"):
-            return _stored_form(instance.transfer_syntax_uid, instance, pixels)
+            return _stored_form(instance.transfer_syntax_uid, instance)
         if media.type != "multipart/related":
             continue
         choice = _frame_choice(media, instance, pixels)

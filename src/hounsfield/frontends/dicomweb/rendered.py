@@ -161,10 +161,12 @@ async def _instances(request: Request, ctx: Context) -> list[StoredInstance]:
     study = uid_param(request, "study")
     series = uid_param(request, "series") if "series" in request.params else None
     sop = uid_param(request, "sop") if "sop" in request.params else None
+    retrieve = ctx.services.retrieve
     try:
-        return await asyncio.to_thread(
-            ctx.services.retrieve.instances, partition, study, series, sop
-        )
+        if sop is not None and retrieve.inline_reads:
+            # One instance from an embedded index: cheaper than the hop to a thread.
+            return retrieve.instances(partition, study, series, sop)
+        return await asyncio.to_thread(retrieve.instances, partition, study, series, sop)
     except NotFoundError as exc:
         raise HttpError(404, str(exc)) from exc
 
@@ -203,10 +205,14 @@ CACHE_CONTROL = "private, no-cache"
 
 def not_modified(request: Request, etag: str) -> bool:
     """RFC 9110 13.1.2: If-None-Match with `*` or a tag equal (weakly) to ours."""
-    header = request.headers.get("if-none-match")
-    if not header:
+    return matches_etag(request.headers.get("if-none-match"), etag)
+
+
+def matches_etag(if_none_match: str | None, etag: str) -> bool:
+    """RFC 9110 13.1.2: the If-None-Match value is `*` or lists a tag equal (weakly) to ours."""
+    if not if_none_match:
         return False
-    tags = [t.strip().removeprefix("W/") for t in header.split(",")]
+    tags = [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
     return "*" in tags or etag in tags
 
 

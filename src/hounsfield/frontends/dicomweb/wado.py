@@ -25,8 +25,13 @@ from hounsfield.frontends.dicomweb.context import (
     uid_param,
 )
 from hounsfield.frontends.dicomweb.dicomxml import to_xml
-from hounsfield.frontends.dicomweb.negotiate import choose_frames, choose_instances
-from hounsfield.frontends.dicomweb.rendered import not_modified
+from hounsfield.frontends.dicomweb.negotiate import (
+    FrameChoice,
+    Transcoder,
+    choose_frames,
+    choose_instances,
+)
+from hounsfield.frontends.dicomweb.rendered import matches_etag, not_modified
 from hounsfield.frontends.http.core import HttpError, Request, Response
 from hounsfield.frontends.http.mediatypes import parse_accept
 from hounsfield.frontends.http.multipart import closing, new_boundary, part_header
@@ -181,47 +186,88 @@ def _frame_numbers(text: str) -> list[int]:
     return numbers
 
 
+#: Stored frames read on the event loop (when the index and blobs allow it) up to this many
+#: bytes; more (a long frame list, a huge frame) goes to a worker thread.
+INLINE_FRAME_BYTES = 4 << 20
+
+
+class _TranscodeCheckNeededError(Exception):
+    """Negotiation wanted to know whether a transcoding is possible, which may parse the
+    object's header: too slow for the event loop."""
+
+
+class _DeferTranscodeChecks:
+    def can_transcode(self, instance: StoredInstance, target: str) -> bool:
+        raise _TranscodeCheckNeededError
+
+
 async def retrieve_frames(request: Request, ctx: Context) -> Response:
     partition = partition_of(request, ctx.options)
     study, series, sop = _uids(request)
     assert series is not None and sop is not None
     numbers = _frame_numbers(request.params["frames"])
+    accept = request.headers.get("accept")
+    if_none_match = request.headers.get("if-none-match")
     retrieve = ctx.services.retrieve
     pixels = ctx.services.pixels
-    try:
-        instance = (await asyncio.to_thread(retrieve.instances, partition, study, series, sop))[0]
-        choice = await asyncio.to_thread(
-            choose_frames, request.headers.get("accept"), instance, pixels
-        )
+
+    def locate(
+        transcoder: Transcoder | None = pixels,
+    ) -> tuple[StoredInstance, FrameChoice, str]:
+        instance = retrieve.instances(partition, study, series, sop)[0]
+        choice = choose_frames(accept, instance, transcoder)
         # The same frames in the same representation are the same bytes (the boundary is
-        # derived from the tag too), so the response gets a strong ETag (RFC 9110 8.8.3) and a
-        # viewer revalidating it costs no read.
-        listed = ",".join(str(n) for n in numbers)
-        etag = PixelService.etag(instance, f"frames|{listed}|{choice.content_type}")
-        cache_headers = [("etag", etag), ("cache-control", "private, no-cache")]
-        if not_modified(request, etag):
-            return Response(304, b"", cache_headers)
+        # derived from the tag too), so the response gets a strong ETag (RFC 9110 8.8.3) and
+        # a viewer revalidating it costs no read.
+        variant = f"frames|{','.join(str(n) for n in numbers)}|{choice.content_type}"
+        return instance, choice, PixelService.etag(instance, variant)
+
+    def read(instance: StoredInstance, choice: FrameChoice) -> list[list[bytes]]:
         if choice.transcode and pixels is not None:
-            frames = await asyncio.to_thread(
-                lambda: [[pixels.frame_in(instance, n, choice.syntax)] for n in numbers]
-            )
+            return [[pixels.frame_in(instance, n, choice.syntax)] for n in numbers]
+        return [retrieve.frame(instance, n) for n in numbers]
+
+    def locate_and_read() -> tuple[FrameChoice, str, list[list[bytes]] | None]:
+        instance, choice, etag = locate()
+        if matches_etag(if_none_match, etag):
+            return choice, etag, None
+        return choice, etag, read(instance, choice)
+
+    async def inline() -> tuple[FrameChoice, str, list[list[bytes]] | None]:
+        """A stored frame is a lookup and one small read: cheaper on the event loop than the
+        hop to a thread. A transcoding check, decoding or a large read still go to one."""
+        try:
+            instance, choice, etag = locate(_DeferTranscodeChecks() if pixels else None)
+        except _TranscodeCheckNeededError:
+            return await asyncio.to_thread(locate_and_read)
+        if matches_etag(if_none_match, etag):
+            return choice, etag, None
+        if choice.transcode or retrieve.frames_size(instance, numbers) > INLINE_FRAME_BYTES:
+            return choice, etag, await asyncio.to_thread(read, instance, choice)
+        return choice, etag, read(instance, choice)
+
+    try:
+        if retrieve.inline_reads:
+            choice, etag, frames = await inline()
         else:
-            frames = await asyncio.to_thread(lambda: [retrieve.frame(instance, n) for n in numbers])
+            choice, etag, frames = await asyncio.to_thread(locate_and_read)
     except NotFoundError as exc:
         raise _not_found(exc) from exc
     except CodecError as exc:
         raise HttpError(500, f"frame could not be transcoded: {exc}") from exc
+    cache_headers = [("etag", etag), ("cache-control", "private, no-cache")]
+    if frames is None:
+        return Response(304, b"", cache_headers)
     boundary = etag.strip('"')
-    body = bytearray()
+    parts: list[bytes] = []
     for fragments in frames:
-        body += part_header(boundary, choice.content_type)
-        for fragment in fragments:
-            body += fragment
-        body += b"\r\n"
-    body += closing(boundary)
+        parts.append(part_header(boundary, choice.content_type))
+        parts.extend(fragments)
+        parts.append(b"\r\n")
+    parts.append(closing(boundary))
     part_type = choice.content_type.split(";")[0]
     header = f'multipart/related; type="{part_type}"; boundary={boundary}'
-    return Response(200, bytes(body), [("content-type", header), *cache_headers])
+    return Response(200, b"".join(parts), [("content-type", header), *cache_headers])
 
 
 # --- bulk data ---------------------------------------------------------------------------

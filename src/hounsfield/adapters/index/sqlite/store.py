@@ -86,7 +86,7 @@ class SqliteIndex:
     #: Fuzzy names and sequence keys are matched by the reference matcher on candidates, so
     #: both are supported; writers are serialised (one SQLite writer).
     capabilities = IndexCapabilities(
-        fuzzy_names=True, sequence_matching=True, concurrent_writers=False
+        fuzzy_names=True, sequence_matching=True, concurrent_writers=False, embedded=True
     )
 
     def __init__(self, path: Path | str, *, durable: bool = True) -> None:
