@@ -183,11 +183,20 @@ def grayscale(decoded: Decoded, info: ImageInfo, window: Window | None) -> np.nd
     if present.size == 0:
         return np.zeros(stored.shape, dtype=np.uint8)
     low, high = int(present.min()), int(present.max())
-    if stored.dtype.kind in "iu" and high - low < (1 << 17):
-        domain = np.arange(min(low, int(stored.min())), max(high, int(stored.max())) + 1)
+    if padding is None:
+        first, last = low, high
+    else:
+        first, last = min(low, int(stored.min())), max(high, int(stored.max()))
+    if stored.dtype.kind in "iu" and last - first < (1 << 17):
+        domain = np.arange(first, last + 1)
         present_domain = np.arange(low, high + 1)
         table = _p_values(domain, present_domain, decoded.photometric, info, window)
-        out: np.ndarray[Any, Any] = table[stored.astype(np.int64) - int(domain[0])]
+        # Offsets from the smallest value fit the stored width unsigned (last - first is
+        # below 2^16 for 16-bit data), and `take` indexes with them without a 64-bit copy.
+        offsets = stored - np.asarray(first).astype(stored.dtype)
+        if stored.dtype.kind == "i":
+            offsets = offsets.view(np.dtype(f"u{stored.dtype.itemsize}"))
+        out: np.ndarray[Any, Any] = np.take(table, offsets)
     else:
         out = _p_values(stored, present, decoded.photometric, info, window)
     if padding is not None:
