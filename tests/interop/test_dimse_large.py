@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from hounsfield.frontends.dimse.commands import encode_command
+from hounsfield.domain.commandset import encode_command
 from tests.builders import make_dataset, to_bytes
 from tests.conftest import RunningServer, start_server, stop_server
 from tests.interop.dimse_support import associate_rq, connect, dataset_part, pdata, read_pdu

@@ -20,7 +20,7 @@ from pydicom.uid import ExplicitVRLittleEndian
 from pynetdicom import AE
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelGet, Verification
 
-from hounsfield.frontends.dimse.commands import decode_command, encode_command
+from hounsfield.domain.commandset import decode_command, encode_command
 from hounsfield.frontends.dimse.encoding import decode_identifier, encode_identifier
 from tests.builders import make_dataset, multipart, to_bytes, uid
 from tests.conftest import RunningServer, start_server, stop_server

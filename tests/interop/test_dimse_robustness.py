@@ -17,7 +17,7 @@ from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE
 from pynetdicom.sop_class import CTImageStorage, Verification
 
-from hounsfield.frontends.dimse.commands import encode_command
+from hounsfield.domain.commandset import encode_command
 from tests.builders import make_dataset, to_bytes
 from tests.conftest import RunningServer, start_server, stop_server
 from tests.interop.dimse_support import (

@@ -14,8 +14,7 @@ from pydicom.filereader import read_dataset
 from pynetdicom.dimse_messages import C_STORE_RQ
 from pynetdicom.dimse_primitives import C_STORE
 
-from hounsfield.frontends.dimse.api import CommandField, Message, PresentationContext
-from hounsfield.frontends.dimse.commands import (
+from hounsfield.domain.commandset import (
     NO_DATA_SET,
     CommandSetError,
     decode_command,
@@ -23,6 +22,7 @@ from hounsfield.frontends.dimse.commands import (
     keyword_of,
     tag_of,
 )
+from hounsfield.frontends.dimse.api import CommandField, Message, PresentationContext
 
 CTX = PresentationContext(1, "1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.1.2")
 

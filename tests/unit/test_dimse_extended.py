@@ -11,11 +11,11 @@ from pynetdicom.pdu import A_ASSOCIATE_AC
 
 from hounsfield.domain.cfind import combine_date_time, parse_find
 from hounsfield.domain.matching import matches
+from hounsfield.domain.pdu import decode_associate_rq, encode_associate_ac
 from hounsfield.domain.qrmodel import Model
 from hounsfield.domain.query import DateTimeRange, MatchKey, Range, SingleValue
 from hounsfield.frontends.dimse.extended import STORAGE_ANSWER, FindOptions, negotiate
 from hounsfield.frontends.dimse.negotiation import storage_sop_classes
-from hounsfield.frontends.dimse.pdu import decode_associate_rq, encode_associate_ac
 from tests.interop.dimse_support import associate_rq
 
 FIND = Model.STUDY_ROOT.sop_class("find")
@@ -91,7 +91,7 @@ def test_sub_items_travel_in_the_pdus() -> None:
 
 
 def test_a_truncated_sub_item_is_an_invalid_pdu() -> None:
-    from hounsfield.frontends.dimse.pdu import PduError
+    from hounsfield.domain.pdu import PduError
 
     bad = struct.pack(">BBH", 0x56, 0, 4) + struct.pack(">H", 40) + b"12"
     with pytest.raises(PduError):

@@ -20,8 +20,7 @@ from pynetdicom.pdu_primitives import (
 from pynetdicom.presentation import build_context
 from pynetdicom.transport import AddressInformation
 
-from hounsfield.frontends.dimse import negotiation
-from hounsfield.frontends.dimse.pdu import (
+from hounsfield.domain.pdu import (
     AbortReason,
     AbortSource,
     ContextResultCode,
@@ -36,8 +35,9 @@ from hounsfield.frontends.dimse.pdu import (
     encode_pdata,
     encode_reject,
     iter_pdvs,
-    read_pdu,
 )
+from hounsfield.frontends.dimse import negotiation
+from hounsfield.frontends.dimse.pdu import read_pdu
 from hounsfield.frontends.dimse.sender import MessageSender, fragment_size
 
 CT = "1.2.840.10008.5.1.4.1.1.2"

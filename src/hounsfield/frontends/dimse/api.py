@@ -33,21 +33,11 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 from pydicom.dataset import Dataset
 
+from hounsfield.domain.commandset import CommandSet, CommandValue
+
 if TYPE_CHECKING:
     from hounsfield.services.container import Services
 
-#: A command element value, typed by its VR (PS3.7 E.1): UI/AE/LO → str, US/UL → int,
-#: AT (Attribute Identifier List) → tuple of tags as ints.
-CommandValue: TypeAlias = int | str | tuple[int, ...]
-#: A command set (group 0000) keyed by keyword: "CommandField", "MessageID",
-#: "AffectedSOPClassUID", "AffectedSOPInstanceUID", "Priority", "MoveDestination",
-#: "MessageIDBeingRespondedTo", "Status", "ErrorComment", "NumberOfRemainingSuboperations",
-#: "NumberOfCompletedSuboperations", "NumberOfFailedSuboperations",
-#: "NumberOfWarningSuboperations", "MoveOriginatorApplicationEntityTitle",
-#: "MoveOriginatorMessageID", "RequestedSOPClassUID", "RequestedSOPInstanceUID",
-#: "EventTypeID", "ActionTypeID", "AttributeIdentifierList", "OffendingElement", "ErrorID"...
-#: CommandGroupLength and CommandDataSetType are handled by the codec and never appear here.
-CommandSet: TypeAlias = dict[str, CommandValue]
 #: An identifier for `send_response`/`send_request`: already-encoded bytes (in the context's
 #: transfer syntax), a pydicom Dataset, or a DICOM JSON object (PS3.18 F.2).
 Identifier: TypeAlias = bytes | Dataset | Mapping[str, Any]

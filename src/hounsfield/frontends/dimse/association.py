@@ -30,24 +30,12 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
+from hounsfield.domain.commandset import CommandSetError, decode_command
 from hounsfield.domain.implementation import (
     IMPLEMENTATION_CLASS_UID,
     IMPLEMENTATION_VERSION_NAME,
 )
-from hounsfield.frontends.dimse import extended, negotiation
-from hounsfield.frontends.dimse.api import (
-    AssociationAbortedError,
-    CommandField,
-    CommandValue,
-    Identifier,
-    Message,
-    PresentationContext,
-    Status,
-)
-from hounsfield.frontends.dimse.auditing import AssociationAudit
-from hounsfield.frontends.dimse.commands import CommandSetError, decode_command
-from hounsfield.frontends.dimse.operations import OperationsMixin
-from hounsfield.frontends.dimse.pdu import (
+from hounsfield.domain.pdu import (
     AbortReason,
     AbortSource,
     PduError,
@@ -61,8 +49,20 @@ from hounsfield.frontends.dimse.pdu import (
     encode_reject,
     encode_release_rp,
     iter_pdvs,
-    read_pdu,
 )
+from hounsfield.frontends.dimse import extended, negotiation
+from hounsfield.frontends.dimse.api import (
+    AssociationAbortedError,
+    CommandField,
+    CommandValue,
+    Identifier,
+    Message,
+    PresentationContext,
+    Status,
+)
+from hounsfield.frontends.dimse.auditing import AssociationAudit
+from hounsfield.frontends.dimse.operations import OperationsMixin
+from hounsfield.frontends.dimse.pdu import read_pdu
 from hounsfield.frontends.dimse.sender import MessageSender
 from hounsfield.frontends.dimse.store import DiscardingReceiver, StoreReceiver, check_request
 

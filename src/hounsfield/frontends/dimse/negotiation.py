@@ -24,8 +24,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Final
 
-from hounsfield.frontends.dimse.api import PresentationContext
-from hounsfield.frontends.dimse.pdu import (
+from hounsfield.domain.pdu import (
     APPLICATION_CONTEXT,
     AssociateRequest,
     ContextResult,
@@ -35,6 +34,7 @@ from hounsfield.frontends.dimse.pdu import (
     RejectSource,
     RoleSelection,
 )
+from hounsfield.frontends.dimse.api import PresentationContext
 
 VERIFICATION: Final = "1.2.840.10008.1.1"
 IMPLICIT_VR_LITTLE_ENDIAN: Final = "1.2.840.10008.1.2"

@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
+from hounsfield.domain.commandset import encode_command
 from hounsfield.frontends.dimse.api import (
     AssociationAbortedError,
     CommandField,
@@ -26,7 +27,6 @@ from hounsfield.frontends.dimse.api import (
     Priority,
     SubOperationResult,
 )
-from hounsfield.frontends.dimse.commands import encode_command
 from hounsfield.frontends.dimse.encoding import encode_identifier
 
 if TYPE_CHECKING:

@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterable, AsyncIterator
 
+from hounsfield.domain.pdu import PDV_OVERHEAD, encode_pdata
 from hounsfield.frontends.dimse.api import DataSource
-from hounsfield.frontends.dimse.pdu import PDV_OVERHEAD, encode_pdata
 
 COMMAND = 0x01
 LAST = 0x02

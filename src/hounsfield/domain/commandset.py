@@ -13,9 +13,20 @@ group 0000 elements are skipped, PS3.7 E.1 lists which ones a message carries).
 from __future__ import annotations
 
 import struct
-from typing import Final
+from typing import Final, TypeAlias
 
-from hounsfield.frontends.dimse.api import CommandSet, CommandValue
+#: A command element value, typed by its VR (PS3.7 E.1): UI/AE/LO → str, US/UL → int,
+#: AT (Attribute Identifier List) → tuple of tags as ints.
+CommandValue: TypeAlias = int | str | tuple[int, ...]
+#: A command set (group 0000) keyed by keyword: "CommandField", "MessageID",
+#: "AffectedSOPClassUID", "AffectedSOPInstanceUID", "Priority", "MoveDestination",
+#: "MessageIDBeingRespondedTo", "Status", "ErrorComment", "NumberOfRemainingSuboperations",
+#: "NumberOfCompletedSuboperations", "NumberOfFailedSuboperations",
+#: "NumberOfWarningSuboperations", "MoveOriginatorApplicationEntityTitle",
+#: "MoveOriginatorMessageID", "RequestedSOPClassUID", "RequestedSOPInstanceUID",
+#: "EventTypeID", "ActionTypeID", "AttributeIdentifierList", "OffendingElement", "ErrorID"...
+#: CommandGroupLength and CommandDataSetType are handled by the codec and never appear here.
+CommandSet: TypeAlias = dict[str, CommandValue]
 
 #: (element number within group 0000, keyword, VR), PS3.7 Tables E.1-1 and E.2-1.
 _ELEMENTS: Final[tuple[tuple[int, str, str], ...]] = (
