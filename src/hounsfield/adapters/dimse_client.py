@@ -1,11 +1,10 @@
-"""The DIMSE client port on pynetdicom (DESIGN.md §4: pynetdicom is fine as an SCU).
+"""The DIMSE client port: pynetdicom for Verification, Query/Retrieve and N-EVENT-REPORT,
+our own blocking-socket Storage SCU (`adapters.dimse_store_scu`) for C-STORE.
 
-Objects are sent from their PS3.10 files in pynetdicom's chunked mode
-(`STORE_SEND_CHUNKED_DATASET`): the data set after the File Meta Information goes on the
-wire as stored, never decoded and re-encoded, so what the peer receives is byte-identical
-(DESIGN.md key idea 1) and memory stays bounded for large objects. The mode is process-wide
-in pynetdicom; Hounsfield uses pynetdicom only as an SCU, always with file paths, so setting it
-once is safe.
+Storage is where throughput matters (C-MOVE sub-operations, forwarding): pynetdicom's reactor
+thread held C-MOVE to a third of Orthanc's rate and raced with the caller over responses
+(ADR 0015). The other services send a handful of messages per association, where pynetdicom
+is fine (DESIGN.md §4).
 """
 
 from __future__ import annotations
@@ -18,9 +17,10 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from pydicom.dataset import Dataset
-from pynetdicom import AE, _config, build_role
+from pynetdicom import AE, build_role
 from pynetdicom.association import Association
 
+from hounsfield.adapters.dimse_store_scu import ScuOptions, SocketStoreSession, open_store_session
 from hounsfield.domain.implementation import (
     IMPLEMENTATION_CLASS_UID,
     IMPLEMENTATION_VERSION_NAME,
@@ -29,7 +29,6 @@ from hounsfield.domain.model import DicomJson
 from hounsfield.ports.dicom_network import (
     DicomNetworkError,
     DimseReply,
-    OutgoingObject,
 )
 from hounsfield.ports.index import RemoteAE
 
@@ -38,8 +37,6 @@ log = logging.getLogger(__name__)
 #: PS3.8 9.3.2.2: presentation context ids are odd numbers 1..255, so at most 128 contexts.
 MAX_CONTEXTS = 128
 VERIFICATION = "1.2.840.10008.1.1"
-#: Seconds pynetdicom's reactor naps when idle, on Storage SCU associations (default 0.001).
-STORE_LOOP_DELAY = 0.0001
 _COUNTS = (
     "NumberOfRemainingSuboperations",
     "NumberOfCompletedSuboperations",
@@ -53,42 +50,6 @@ def _status(response: Dataset) -> int:
     if "Status" not in response:
         raise DicomNetworkError("no response from the peer (timeout or association aborted)")
     return int(response.Status)
-
-
-class PynetdicomStoreSession:
-    """An association on which we are the Storage SCU."""
-
-    def __init__(self, assoc: Association) -> None:
-        self._assoc = assoc
-        self._accepted: dict[str, set[str]] = {}
-        for context in assoc.accepted_contexts:
-            syntax = context.transfer_syntax[0] if context.transfer_syntax else None
-            if syntax is not None:
-                self._accepted.setdefault(str(context.abstract_syntax), set()).add(str(syntax))
-        self._message_id = 0
-
-    def accepted_syntaxes(self, sop_class_uid: str) -> frozenset[str]:
-        return frozenset(self._accepted.get(sop_class_uid, ()))
-
-    def store(self, item: OutgoingObject, *, move_originator: tuple[str, int] | None = None) -> int:
-        if not self._assoc.is_established:
-            raise DicomNetworkError("the association has ended")
-        self._message_id = self._message_id % 0xFFFF + 1
-        originator_aet, originator_id = move_originator or (None, None)
-        try:
-            response = self._assoc.send_c_store(
-                item.path,
-                msg_id=self._message_id,
-                originator_aet=originator_aet,
-                originator_id=originator_id,
-            )
-        except (RuntimeError, ValueError, AttributeError) as exc:
-            raise DicomNetworkError(str(exc)) from exc
-        return _status(response)
-
-    def close(self) -> None:
-        if self._assoc.is_established:
-            self._assoc.release()
 
 
 class PynetdicomNetwork:
@@ -108,7 +69,6 @@ class PynetdicomNetwork:
         self.dimse_timeout = dimse_timeout
         self.network_timeout = network_timeout
         self.max_pdu = max_pdu
-        _config.STORE_SEND_CHUNKED_DATASET = True
         logging.getLogger("pynetdicom").setLevel(logging.WARNING)
 
     def max_contexts(self) -> int:
@@ -155,18 +115,17 @@ class PynetdicomNetwork:
 
     def open_store(
         self, remote: RemoteAE, *, calling_ae: str, contexts: Sequence[tuple[str, str]]
-    ) -> PynetdicomStoreSession:
+    ) -> SocketStoreSession:
         if len(contexts) > MAX_CONTEXTS:
             raise ValueError(f"at most {MAX_CONTEXTS} presentation contexts per association")
-        ae = self._ae(calling_ae)
-        for sop_class, syntax in contexts:
-            ae.add_requested_context(sop_class, [syntax])
-        assoc = self._associate(ae, remote)
-        # pynetdicom's reactor sleeps 1 ms whenever its queue is empty, which is several times
-        # per C-STORE (one P-DATA PDU per loop); a shorter nap doubles C-MOVE throughput.
-        with contextlib.suppress(AttributeError):
-            assoc.dul._run_loop_delay = STORE_LOOP_DELAY
-        return PynetdicomStoreSession(assoc)
+        options = ScuOptions(
+            acse_timeout=self.acse_timeout,
+            dimse_timeout=self.dimse_timeout,
+            network_timeout=self.network_timeout,
+            max_pdu=self.max_pdu,
+            tls_context=self.tls_context,
+        )
+        return open_store_session(remote, calling_ae=calling_ae, contexts=contexts, options=options)
 
     def _replies(self, responses: Iterator[tuple[Dataset, Dataset | None]]) -> Iterator[DimseReply]:
         for status, identifier in responses:

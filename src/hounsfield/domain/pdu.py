@@ -224,7 +224,7 @@ class AssociateRequest:
     raw_calling_ae: bytes = b""
 
 
-def _items(data: bytes | memoryview, what: str) -> Iterator[tuple[int, memoryview]]:
+def iter_items(data: bytes | memoryview, what: str) -> Iterator[tuple[int, memoryview]]:
     view = memoryview(data)
     pos = 0
     while pos < len(view):
@@ -237,7 +237,7 @@ def _items(data: bytes | memoryview, what: str) -> Iterator[tuple[int, memoryvie
         pos += 4 + length
 
 
-def _uid(raw: memoryview, what: str) -> str:
+def decode_uid(raw: memoryview, what: str) -> str:
     """A UID in an item value; NUL/space padding is tolerated (PS3.8 9.3.2.2.1 says none, but
     some implementations pad)."""
     try:
@@ -262,9 +262,9 @@ def decode_associate_rq(body: bytes) -> AssociateRequest:
         raw_called_ae=body[4:20],
         raw_calling_ae=body[20:36],
     )
-    for item_type, value in _items(body[68:], "A-ASSOCIATE-RQ"):
+    for item_type, value in iter_items(body[68:], "A-ASSOCIATE-RQ"):
         if item_type == 0x10:
-            request.application_context = _uid(value, "application context name")
+            request.application_context = decode_uid(value, "application context name")
         elif item_type == 0x20:
             request.contexts.append(_decode_context(value))
         elif item_type == 0x50:
@@ -283,11 +283,11 @@ def _decode_context(value: memoryview) -> ProposedContext:
     if len(value) < 4:
         raise PduError("truncated Presentation Context item")
     context = ProposedContext(id=value[0], abstract_syntax="", transfer_syntaxes=[])
-    for sub_type, sub in _items(value[4:], "Presentation Context item"):
+    for sub_type, sub in iter_items(value[4:], "Presentation Context item"):
         if sub_type == 0x30:
-            context.abstract_syntax = _uid(sub, "abstract syntax name")
+            context.abstract_syntax = decode_uid(sub, "abstract syntax name")
         elif sub_type == 0x40:
-            context.transfer_syntaxes.append(_uid(sub, "transfer syntax name"))
+            context.transfer_syntaxes.append(decode_uid(sub, "transfer syntax name"))
         else:
             raise PduError(
                 f"unknown sub-item {sub_type:#04x} in a Presentation Context item",
@@ -299,13 +299,13 @@ def _decode_context(value: memoryview) -> ProposedContext:
 def _decode_user_information(value: memoryview, request: AssociateRequest) -> None:
     """User Information sub-items (PS3.7 Annex D.3.3, PS3.8 D.1). Unknown sub-items are
     ignored: PS3.7 D.3.3 lets an acceptor ignore extended negotiation it does not support."""
-    for sub_type, sub in _items(value, "User Information item"):
+    for sub_type, sub in iter_items(value, "User Information item"):
         if sub_type == 0x51:
             if len(sub) != 4:
                 raise PduError("Maximum Length sub-item with a length other than 4")
             request.max_length = struct.unpack(">I", sub)[0]
         elif sub_type == 0x52:
-            request.implementation_class_uid = _uid(sub, "implementation class UID")
+            request.implementation_class_uid = decode_uid(sub, "implementation class UID")
         elif sub_type == 0x55:
             request.implementation_version_name = bytes(sub).decode("ascii", errors="replace")
         elif sub_type == 0x53:
@@ -319,7 +319,7 @@ def _decode_user_information(value: memoryview, request: AssociateRequest) -> No
             uid_length = struct.unpack_from(">H", sub, 0)[0]
             if uid_length + 4 != len(sub):
                 raise PduError("SCP/SCU Role Selection sub-item with inconsistent lengths")
-            uid = _uid(sub[2 : 2 + uid_length], "role selection SOP class UID")
+            uid = decode_uid(sub[2 : 2 + uid_length], "role selection SOP class UID")
             request.roles[uid] = RoleSelection(
                 uid, bool(sub[2 + uid_length]), bool(sub[3 + uid_length])
             )
@@ -335,10 +335,12 @@ def _sop_class_item(sub: memoryview, what: str) -> tuple[str, bytes]:
     uid_length = struct.unpack_from(">H", sub, 0)[0]
     if uid_length + 2 > len(sub):
         raise PduError(f"{what} sub-item with a UID longer than the item")
-    return _uid(sub[2 : 2 + uid_length], f"{what} SOP class UID"), bytes(sub[2 + uid_length :])
+    return decode_uid(sub[2 : 2 + uid_length], f"{what} SOP class UID"), bytes(
+        sub[2 + uid_length :]
+    )
 
 
-def _item(item_type: int, value: bytes) -> bytes:
+def encode_item(item_type: int, value: bytes) -> bytes:
     return _ITEM.pack(item_type, 0, len(value)) + value
 
 
@@ -372,24 +374,26 @@ def encode_associate_ac(
     """A-ASSOCIATE-AC (PS3.8 9.3.3). The AE title fields echo the request's (they "shall not
     be tested", PS3.8 Table 9-17). `extended` holds the SOP Class Extended Negotiation
     answers (PS3.7 D.3.3.5.2): SOP class UID -> Service-class-application-information."""
-    items = [_item(0x10, APPLICATION_CONTEXT.encode())]
+    items = [encode_item(0x10, APPLICATION_CONTEXT.encode())]
     for result in results:
         # A rejected context still carries a Transfer Syntax sub-item, whose value is not
         # tested (PS3.8 Table 9-18); we send the first proposed or implicit LE.
-        sub = _item(0x40, result.transfer_syntax.encode())
-        items.append(_item(0x21, bytes((result.id, 0, result.result, 0)) + sub))
-    user = [_item(0x51, struct.pack(">I", max_length))]
-    user.append(_item(0x52, implementation_class_uid.encode()))
+        sub = encode_item(0x40, result.transfer_syntax.encode())
+        items.append(encode_item(0x21, bytes((result.id, 0, result.result, 0)) + sub))
+    user = [encode_item(0x51, struct.pack(">I", max_length))]
+    user.append(encode_item(0x52, implementation_class_uid.encode()))
     for role in roles:
         uid = role.sop_class_uid.encode()
         user.append(
-            _item(0x54, struct.pack(">H", len(uid)) + uid + bytes((role.scu_role, role.scp_role)))
+            encode_item(
+                0x54, struct.pack(">H", len(uid)) + uid + bytes((role.scu_role, role.scp_role))
+            )
         )
-    user.append(_item(0x55, implementation_version_name.encode()))
+    user.append(encode_item(0x55, implementation_version_name.encode()))
     for sop_class, info in (extended or {}).items():
         uid = sop_class.encode()
-        user.append(_item(0x56, struct.pack(">H", len(uid)) + uid + info))
-    items.append(_item(0x50, b"".join(user)))
+        user.append(encode_item(0x56, struct.pack(">H", len(uid)) + uid + info))
+    items.append(encode_item(0x50, b"".join(user)))
     body = (
         struct.pack(">HH", 1, 0)
         + request.raw_called_ae.ljust(16, b" ")[:16]

@@ -33,10 +33,15 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 from pydicom.dataset import Dataset
 
-from hounsfield.domain.commandset import CommandSet, CommandValue
+from hounsfield.domain import commandset
 
 if TYPE_CHECKING:
     from hounsfield.services.container import Services
+
+#: A command element value and a command set keyed by keyword (`domain.commandset`), the
+#: form handlers build and read.
+CommandValue: TypeAlias = commandset.CommandValue
+CommandSet: TypeAlias = commandset.CommandSet
 
 #: An identifier for `send_response`/`send_request`: already-encoded bytes (in the context's
 #: transfer syntax), a pydicom Dataset, or a DICOM JSON object (PS3.18 F.2).
