@@ -14,9 +14,9 @@ What goes on the wire:
   our Maximum Length, Implementation Class UID and Version Name (PS3.8 9.3.2, PS3.7 D.3.3.2).
 - Per object, a C-STORE-RQ command (PS3.7 9.3.1.1, with Move Originator AE Title and Message ID
   for C-MOVE sub-operations, 9.1.1.1), then the data set exactly as it follows the File Meta
-  Information in the PS3.10 file (DESIGN.md key idea 1), read straight into a reused buffer
-  between P-DATA-TF headers: PDVs as long as the peer's Maximum Length allows (PS3.8 D.1), so
-  memory is one block per association whatever the object's size.
+  Information in the PS3.10 file or blob (DESIGN.md key idea 1, `adapters.dimse_outgoing`),
+  copied into a reused buffer between P-DATA-TF headers: PDVs as long as the peer's Maximum
+  Length allows (PS3.8 D.1), so memory is one block per association whatever the object's size.
 - The C-STORE-RSP's Status goes back to the caller. A-ABORT, A-RELEASE-RQ from the peer, a
   closed connection, a malformed PDU or a timeout end the association with a DicomNetworkError
   that says which (PS3.8 Table 9-26 for an abort's reason).
@@ -35,11 +35,14 @@ import ssl
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO
 
-from hounsfield.domain.commandset import CommandSetError, decode_command, encode_command
-from hounsfield.domain.dicomsource import WalkState, read_file_meta
-from hounsfield.domain.errors import InvalidDicomError
+from hounsfield.adapters.dimse_outgoing import DataSetSource, open_data_set
+from hounsfield.domain.commandset import (
+    CommandSet,
+    CommandSetError,
+    decode_command,
+    encode_command,
+)
 from hounsfield.domain.implementation import (
     IMPLEMENTATION_CLASS_UID,
     IMPLEMENTATION_VERSION_NAME,
@@ -217,10 +220,10 @@ class SocketStoreSession:
                 f"{self.where} accepted no context for {item.sop_class_uid}"
                 f" in {item.transfer_syntax_uid}"
             )
-        with item.path.open("rb", buffering=0) as fp:
-            start, size = _data_set_extent(fp, item)
+        source = open_data_set(item)
+        try:
             self._message_id = self._message_id % 0xFFFF + 1
-            command: dict[str, int | str | tuple[int, ...]] = {
+            command: CommandSet = {
                 "AffectedSOPClassUID": item.sop_class_uid,
                 "CommandField": C_STORE_RQ,
                 "MessageID": self._message_id,
@@ -231,7 +234,9 @@ class SocketStoreSession:
                 command["MoveOriginatorApplicationEntityTitle"] = move_originator[0]
                 command["MoveOriginatorMessageID"] = move_originator[1]
             self._send_command(context_id, encode_command(command, has_dataset=True))
-            self._send_data_set(context_id, fp, start, size)
+            self._send_data_set(context_id, source)
+        finally:
+            source.close()
         return self._response(self._message_id)
 
     def close(self) -> None:
@@ -279,23 +284,25 @@ class SocketStoreSession:
             frames.append(_frame(context_id, control, len(chunk)) + chunk)
         self._send(b"".join(frames))
 
-    def _send_data_set(self, context_id: int, fp: BinaryIO, start: int, size: int) -> None:
-        """The data set's bytes from the file, each fragment read in place behind its
-        P-DATA-TF and PDV headers, one `sendall` per block."""
+    def _send_data_set(self, context_id: int, source: DataSetSource) -> None:
+        """The data set's bytes, each fragment copied in place behind its P-DATA-TF and PDV
+        headers (PS3.8 9.3.5, E.2), one `sendall` per block of fragments."""
         view = memoryview(self._buffer)
-        fp.seek(start)
-        remaining = size
-        while remaining:
+        fragment = self._fragment
+        last = False
+        while not last:
             pos = 0
-            while remaining and pos + _FRAME < len(view):
-                n = min(self._fragment, remaining)
-                remaining -= n
-                control = 0 if remaining else _LAST
-                _FRAME_HEADERS.pack_into(view, pos, 4, 0, n + 6, n + 2, context_id, control)
-                if not _read_exactly(fp, view[pos + _FRAME : pos + _FRAME + n]):
-                    # Part of the data set is on the wire: the message cannot be completed.
+            while not last and pos + _FRAME + fragment <= len(view):
+                try:
+                    n = source.readinto(view[pos + _FRAME : pos + _FRAME + fragment])
+                    last = source.at_end()
+                except Exception as exc:
+                    # Part of the message is on the wire: it cannot be completed (PS3.7 has
+                    # no way to withdraw a C-STORE-RQ), so the association goes.
                     self._abort(AbortReason.NOT_SPECIFIED)
-                    raise DicomNetworkError(f"{fp.name!r} became shorter while being sent")
+                    raise DicomNetworkError(f"reading the object failed mid-send: {exc}") from exc
+                control = _LAST if last else 0
+                _FRAME_HEADERS.pack_into(view, pos, 4, 0, n + 6, n + 2, context_id, control)
                 pos += _FRAME + n
             self._send(view[:pos])
 
@@ -305,7 +312,7 @@ class SocketStoreSession:
         """Read the C-STORE-RSP (PS3.7 9.3.1.2) to `message_id`; its Status."""
         self._settimeout(self.options.dimse_timeout)
         command = bytearray()
-        response: dict[str, int | str | tuple[int, ...]] = {}
+        response: CommandSet = {}
         done = False
         expect_data = False
         while not done:
@@ -420,27 +427,6 @@ def _frame(context_id: int, control: int, length: int) -> bytes:
     return _FRAME_HEADERS.pack(4, 0, length + 6, length + 2, context_id, control)
 
 
-def _data_set_extent(fp: BinaryIO, item: OutgoingObject) -> tuple[int, int]:
-    """(offset, length) of the data set after the File Meta Information (PS3.10 7.1), and a
-    check that the file's Transfer Syntax UID is the one it will be sent as."""
-    try:
-        state = WalkState.open(fp, 0)
-        if state.size < 132 or state.read(128, 4) != b"DICM":
-            raise ValueError(f"{item.path} is not a PS3.10 file (no DICM prefix)")
-        meta, start = read_file_meta(state, 132)
-    except InvalidDicomError as exc:
-        raise ValueError(f"{item.path}: {exc}") from exc
-    syntax = meta.get(0x00020010, b"").decode("ascii", "replace").rstrip("\x00 ")
-    if syntax != item.transfer_syntax_uid:
-        raise ValueError(
-            f"{item.path} is encoded in {syntax or 'no transfer syntax'},"
-            f" not {item.transfer_syntax_uid}"
-        )
-    if start >= state.size:
-        raise ValueError(f"{item.path} has no data set after its File Meta Information")
-    return start, state.size - start
-
-
 def _recv_exactly(sock: socket.socket, size: int) -> bytes:
     """`size` bytes, or EOFError when the peer closes first (TLS sockets take no MSG_WAITALL)."""
     if not size:
@@ -454,14 +440,3 @@ def _recv_exactly(sock: socket.socket, size: int) -> bytes:
             raise EOFError(f"connection closed after {got} of {size} bytes")
         got += n
     return bytes(data)
-
-
-def _read_exactly(fp: BinaryIO, target: memoryview) -> bool:
-    """Fill `target` from the file; False when the file ends first."""
-    got = 0
-    while got < len(target):
-        n = fp.readinto(target[got:])  # type: ignore[attr-defined]
-        if not n:
-            return False
-        got += n
-    return True

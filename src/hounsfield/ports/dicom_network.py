@@ -8,7 +8,7 @@ synchronous (services call it from worker threads); the adapter that implements 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -23,13 +23,20 @@ class DicomNetworkError(ConnectionError):
 
 @dataclass(frozen=True, slots=True)
 class OutgoingObject:
-    """A PS3.10 file to send with C-STORE; its data set goes as stored (byte for byte) when
-    its transfer syntax is accepted."""
+    """A PS3.10 object to send with C-STORE; its data set goes as stored (byte for byte) when
+    its transfer syntax is accepted. It is a local file (`path`) or, for a stored instance,
+    its bytes in order (`chunks`, a blob store's `iter_bytes`), read once while sending, so
+    no scratch copy of the blob is made."""
 
     sop_class_uid: str
     sop_instance_uid: str
     transfer_syntax_uid: str
-    path: Path
+    path: Path | None = None
+    chunks: Callable[[], Iterator[bytes]] | None = None
+
+    def __post_init__(self) -> None:
+        if (self.path is None) == (self.chunks is None):
+            raise ValueError("an OutgoingObject has either a path or chunks")
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import functools
 import logging
 import tempfile
 from collections.abc import Callable, Collection, Iterator, Sequence
@@ -72,6 +73,7 @@ def outcome_of(status: int) -> SendOutcome:
 
 
 _Opener = Callable[[], contextlib.AbstractContextManager[Path]]
+_Chunks = Callable[[], Iterator[bytes]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +81,10 @@ class _Item:
     sop_class_uid: str
     sop_instance_uid: str
     transfer_syntax_uid: str
+    #: The object as a local file, for rewriting (a scratch copy when it is a blob).
     open: _Opener
+    #: The object's bytes, when it can be sent without a file (a blob as stored).
+    chunks: _Chunks | None = None
     instance: StoredInstance | None = None  # a stored instance can be transcoded
 
 
@@ -162,10 +167,19 @@ class DicomSendService:
         move_originator: tuple[str, int] | None = None,
     ) -> list[SendResult]:
         """C-STORE stored instances (C-MOVE sub-operations, forwarding), in order."""
-        items = [
-            _Item(i.sop_class_uid, i.sop_uid, i.transfer_syntax_uid, self._opener(i), i)
-            for i in instances
-        ]
+        items = []
+        for i in instances:
+            chunks = functools.partial(self.blobs.iter_bytes, i.blob_key)
+            items.append(
+                _Item(
+                    i.sop_class_uid,
+                    i.sop_uid,
+                    i.transfer_syntax_uid,
+                    _materialised(chunks),
+                    chunks,
+                    i,
+                )
+            )
         return self._send(remote, items, on_result, cancelled, move_originator)
 
     def send_files(
@@ -181,26 +195,12 @@ class DicomSendService:
                 f.sop_class_uid,
                 f.sop_instance_uid,
                 f.transfer_syntax_uid,
-                _fixed(f.path),
+                _fixed(f.path) if f.path is not None else _materialised(f.chunks),
+                f.chunks,
             )
             for f in files
         ]
         return self._send(remote, items, on_result, None, None)
-
-    def _opener(
-        self, instance: StoredInstance
-    ) -> Callable[[], contextlib.AbstractContextManager[Path]]:
-        @contextlib.contextmanager
-        def materialise() -> Iterator[Path]:
-            # The port gives bytes, not paths: copy the blob to a scratch file, streamed.
-            with tempfile.TemporaryDirectory(prefix="hounsfield-send-") as scratch:
-                path = Path(scratch) / "object.dcm"
-                with path.open("wb") as fp:
-                    for chunk in self.blobs.iter_bytes(instance.blob_key):
-                        fp.write(chunk)
-                yield path
-
-        return materialise
 
     def _send(
         self,
@@ -292,6 +292,13 @@ class DicomSendService:
         try:
             if target not in (stored, _REWRITABLE.get(stored)):
                 status = self._store_transcoded(session, item, target, move_originator)
+            elif target == stored and item.chunks is not None:
+                status = session.store(
+                    OutgoingObject(
+                        item.sop_class_uid, item.sop_instance_uid, stored, chunks=item.chunks
+                    ),
+                    move_originator=move_originator,
+                )
             else:
                 with item.open() as path:
                     if target == stored:
@@ -341,6 +348,23 @@ class DicomSendService:
                 OutgoingObject(item.sop_class_uid, item.sop_instance_uid, target, transcoded),
                 move_originator=move_originator,
             )
+
+
+def _materialised(chunks: _Chunks | None) -> _Opener:
+    """An opener that streams the bytes into a scratch file: rewriting needs a file, and a
+    blob store need not have one."""
+
+    @contextlib.contextmanager
+    def materialise() -> Iterator[Path]:
+        assert chunks is not None
+        with tempfile.TemporaryDirectory(prefix="hounsfield-send-") as scratch:
+            path = Path(scratch) / "object.dcm"
+            with path.open("wb") as fp:
+                for chunk in chunks():
+                    fp.write(chunk)
+            yield path
+
+    return materialise
 
 
 def _fixed(path: Path) -> _Opener:
