@@ -115,15 +115,18 @@ def open_store_session(
         ProposedContext(2 * n + 1, sop_class, [syntax])
         for n, (sop_class, syntax) in enumerate(dict.fromkeys(contexts))
     ]
-    request = encode_associate_rq(
-        called_ae=remote.aet,
-        calling_ae=calling_ae,
-        contexts=proposed,
-        max_length=options.max_pdu,
-        implementation_class_uid=IMPLEMENTATION_CLASS_UID,
-        implementation_version_name=IMPLEMENTATION_VERSION_NAME,
-    )
     where = f"{remote.aet}@{remote.host}:{remote.port}"
+    try:
+        request = encode_associate_rq(
+            called_ae=remote.aet,
+            calling_ae=calling_ae,
+            contexts=proposed,
+            max_length=options.max_pdu,
+            implementation_class_uid=IMPLEMENTATION_CLASS_UID,
+            implementation_version_name=IMPLEMENTATION_VERSION_NAME,
+        )
+    except ValueError as exc:  # an AE title or UID that cannot go in the PDU
+        raise DicomNetworkError(f"cannot associate with {where}: {exc}") from exc
     try:
         sock = socket.create_connection(
             (remote.host, remote.port), timeout=_seconds(options.acse_timeout)
@@ -157,7 +160,6 @@ class SocketStoreSession:
         self._fragment = BLOCK - _FRAME
         self._buffer = bytearray()
         self._message_id = 0
-        self._header = bytearray(HEADER.size)
 
     # -- negotiation --------------------------------------------------------------------------
 
@@ -370,10 +372,9 @@ class SocketStoreSession:
             self.drop()
             raise DicomNetworkError(f"{self.where} aborted the association {describe_abort(body)}")
         if pdu_type == PduType.A_RELEASE_RQ and not quiet:
-            try:
-                self._send(encode_release_rp())
-            finally:
-                self.drop()
+            with contextlib.suppress(OSError):
+                sock.sendall(encode_release_rp())
+            self.drop()
             raise DicomNetworkError(f"{self.where} released the association before answering")
         return pdu_type, body
 
