@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import subprocess
+import textwrap
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -306,10 +307,10 @@ def chart(report: Report, path: Path) -> bool:
     rows = [r for r in report.rows if r.ratio is not None or r.orthanc_failure]
     if not rows:
         return False
-    labels = [r.label for r in rows]
+    labels = [textwrap.fill(r.label, 72) for r in rows]
     ratios = [r.ratio or float("nan") for r in rows]  # no bar where Orthanc fails
     shown = [r.ratio for r in rows if r.ratio] or [1.0]
-    fig, ax = plt.subplots(figsize=(10, 0.45 * len(rows) + 1.5))
+    fig, ax = plt.subplots(figsize=(13, 0.5 * len(rows) + 1.5))
     colors = ["#2a9d8f" if v >= 1 else "#e76f51" for v in ratios]
     ax.barh(labels, ratios, color=colors)
     ax.set_xscale("log")
@@ -324,8 +325,8 @@ def chart(report: Report, path: Path) -> bool:
     ax.set_xlim(min(0.5, min(shown) / 2), max(shown) * 4)
     ax.invert_yaxis()
     ax.set_xlabel("speed-up over Orthanc (log scale; | marks a DESIGN.md target)")
-    ax.set_title(f"Hounsfield vs Orthanc, {report.started_at} UTC")
-    fig.tight_layout()
+    fig.suptitle(f"Hounsfield vs Orthanc, {report.started_at} UTC")
+    fig.tight_layout(rect=(0, 0, 1, 0.98))  # room for the title above the axes
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -1,6 +1,6 @@
 """`python -m bench.run`: Hounsfield against Orthanc, same machine, same data, same run.
 
-    python -m bench.run                 # default sizes (about 15 minutes on 2 cores)
+    python -m bench.run                 # every scenario, default sizes (~25 minutes on 2 cores)
     python -m bench.run --smoke         # tiny sizes, checks that every figure is produced
     python -m bench.run --scale 100000  # adds QIDO at 100k studies / 1M instances (Hounsfield)
     python -m bench.run --profile       # adds a py-spy pass over a separate Hounsfield server

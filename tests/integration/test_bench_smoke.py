@@ -66,6 +66,7 @@ def test_bench_smoke_produces_every_figure(tmp_path: Path) -> None:
         "multiframe_rendered",
         "viewer_first_image",
         "viewer_whole_series",
+        "viewer_whole_series_identity",
         "viewer_multiframe",
         "memory_rss_peak",
     } <= keys
@@ -78,7 +79,7 @@ def test_bench_smoke_produces_every_figure(tmp_path: Path) -> None:
     pixels = report["details"]["pixels"]["Hounsfield"]
     for kind, figures in pixels["throughput"].items():
         assert "fails" not in figures and figures["failures"] == 0, (kind, figures)
-    for viewer in ("viewer_series", "viewer_multiframe"):
+    for viewer in ("viewer_series", "viewer_series_identity", "viewer_multiframe"):
         assert len(pixels[viewer]["runs"]) == report["details"]["pixel_sizes"]["viewer_runs"]
     memory = report["details"]["memory"]
     for archive in ("Hounsfield", "Orthanc"):
