@@ -123,6 +123,6 @@ def rows(d: dict[str, Any], *, partial: bool = False) -> list[Row]:
             )
         )
     rows += dimse.rows(d, sizes["ct_slices"])
-    rows += pixels.rows(d)
-    rows += memory.rows(d)
+    rows += pixels.rows(d, expected=not partial)
+    rows += memory.rows(d, expected=not partial)
     return rows
