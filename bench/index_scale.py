@@ -317,6 +317,10 @@ def shapes(archive: Archive, rng: random.Random) -> dict[str, Callable[[], Query
             ),
             limit=page,
         ),
+        # one study in 16 (5 of the 80 families), like the HTTP scale bench's DOE*
+        "PatientName prefix (B*)": lambda: Query(
+            Level.STUDY, keys=(key("00100010", "PN", Wildcard("B*")),), limit=page
+        ),
         "StudyDate one week": lambda: Query(
             Level.STUDY, keys=(key("00080020", "DA", week()),), limit=page
         ),

@@ -332,6 +332,63 @@ def test_paging_is_stable_and_reports_more(index: IndexStore) -> None:
     assert ([values(r, STUDY_INSTANCE_UID)[0] for r in page.rows], page.more) == (order[3:], False)
 
 
+@pytest.mark.parametrize("strategy", ["chosen", "walk", "collect"])
+def test_name_prefix_pages_are_disjoint_and_in_insertion_order(
+    index: IndexStore, strategy: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A paged name prefix search (PS3.4 C.2.2.2.4) returns the studies in insertion order
+    whether the index collects the matching studies and sorts them or walks every study in
+    order (`sql.query.walk_pays` chooses; forced both ways here): `offset` pages are disjoint
+    and together the whole result (PS3.18 8.3.4.4), and `more` is right on each."""
+    if strategy != "chosen":
+        for module in ("sqlite", "postgres"):
+            monkeypatch.setattr(
+                f"hounsfield.adapters.index.{module}.read.walk_pays",
+                lambda *_, walk=strategy == "walk": walk,
+            )
+    # six patients, several studies each, interleaved; the last one has three groups, two
+    # of them in the "DOE" range (two name rows for one patient)
+    people: list[tuple[Any, tuple[str, ...]]] = [
+        ("Doe^John", ("Doe^John",)),
+        ("Roe^Jane", ("Roe^Jane",)),
+        ("DOERR^Max", ("DOERR^Max",)),
+        ("doe^ann", ("doe^ann",)),
+        ("Smith^Sue", ("Smith^Sue",)),
+        (
+            {"Alphabetic": "Yamada^Tarou", "Ideographic": "Doe^Ta", "Phonetic": "Doe"},
+            ("Yamada^Tarou", "Doe^Ta", "Doe"),
+        ),
+    ]
+    created = [
+        (make(patient_id=f"P-{n % 6}", PatientName=people[n % 6][0]), n % 6) for n in range(25)
+    ]
+    for inst, _ in created:
+        store(index, inst)
+
+    def expected(prefix: str) -> list[str]:
+        return [
+            inst.study_uid
+            for inst, who in created
+            if any(group.lower().startswith(prefix.lower()) for group in people[who][1])
+        ]
+
+    for prefix in ("DOE", "doer", "S", "D", "X"):
+        name = key(PATIENT_NAME, "PN", Wildcard(prefix + "*"))
+        whole = uids(index, q(Level.STUDY, name), STUDY_INSTANCE_UID)
+        assert whole == expected(prefix), prefix
+        for size in (1, 2, 3, 5, 100):
+            pages: list[str] = []
+            while True:
+                page = index.query(q(Level.STUDY, name, limit=size, offset=len(pages)))
+                found = [values(r, STUDY_INSTANCE_UID)[0] for r in page.rows]
+                assert len(found) == min(size, len(whole) - len(pages)), (prefix, size)
+                pages += found
+                assert page.more == (len(pages) < len(whole)), (prefix, size)
+                if not page.more:
+                    break
+            assert pages == whole, (prefix, size)
+
+
 # -- partitions -------------------------------------------------------------------------------
 
 

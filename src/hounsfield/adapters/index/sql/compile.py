@@ -56,15 +56,47 @@ _SURROGATES = range(0xD800, 0xE000)
 
 @dataclass(frozen=True, slots=True)
 class Dialect:
-    """What differs between back ends here: the parameter placeholder, and whether a name
+    """What differs between back ends here: the parameter placeholder, whether a name
     wild card without a literal prefix ("*SMITH*") should become `fold LIKE '%smith%'`
-    (worth it where a trigram index serves LIKE: PostgreSQL with pg_trgm)."""
+    (worth it where a trigram index serves LIKE: PostgreSQL with pg_trgm), and how many
+    study keys a walk in key order reads for the cost of collecting and sorting one
+    (`sql.query.walk_pays`; measured at 1M instances, see docs/perf.md)."""
 
     param: str = "?"
     contains: bool = False
+    walk_advantage: int = 2
 
 
+#: A study key collected (an index probe per patient, a sort) costs ~2.5 times a key walked
+#: (0.28 against 0.11 us at 1M instances).
 SQLITE = Dialect("?")
+
+
+@dataclass(frozen=True, slots=True)
+class NameSet:
+    """A name condition as a set of owner keys: `owner IN (subquery)`.
+
+    `owner` is the key the level row holds (`s.patient_pk`, `s.pk` or `p.pk`), `table` the
+    owner table, `subquery` its keys whose names match (parameters `params`). The candidate
+    statement either drives from it (each owner's rows, then a sort by key) or walks the level
+    in key order and tests each row against it (`clause(walk=True)`): see `sql.query`.
+    """
+
+    owner: str
+    table: str
+    subquery: str
+    params: tuple[object, ...]
+
+    def clause(self, *, walk: bool = False) -> str:
+        """The condition; with `walk`, written so that it cannot drive the statement.
+
+        Wrapped in `IS TRUE` (the same truth value: the owner key is never NULL), the IN is
+        no longer a conjunct the planner may turn into an index lookup (SQLite) or a
+        semi-join (PostgreSQL): it stays a filter on rows read in key order, with the
+        subquery's keys computed once (SQLite's list subquery, PostgreSQL's hashed SubPlan).
+        """
+        condition = f"{self.owner} IN ({self.subquery})"
+        return f"({condition}) IS TRUE" if walk else condition
 
 
 @dataclass(slots=True)
@@ -75,7 +107,8 @@ class Prefilter:
     `joins` extra joined tables (whose parameters come first, in `join_params`), `order` the
     expression equal to the level's primary key to sort by (a joined index may deliver it in
     order), and `irregular` the tables whose irregular rows (multi-valued indexed attributes,
-    see `columns`) must be added back to the candidates.
+    see `columns`) must be added back to the candidates. `names` is the name condition when
+    it is the only one (`clauses[0]`), which the caller may rewrite as a walk (`NameSet`).
     """
 
     clauses: list[str] = field(default_factory=list)
@@ -85,6 +118,7 @@ class Prefilter:
     join_params: list[object] = field(default_factory=list)
     order: str | None = None
     irregular: set[Alias] = field(default_factory=set)
+    names: NameSet | None = None
 
 
 def literal_prefix(pattern: str) -> str:
@@ -114,7 +148,10 @@ def compile_prefilter(query: Query, dialect: Dialect = SQLITE) -> Prefilter:
     compiler = _Compiler(query, dialect)
     for key in query.keys:
         compiler.key(key)
-    return compiler.out
+    out = compiler.out
+    if compiler.name_sets != 1 or len(out.clauses) != 1 or out.joins or out.irregular:
+        out.names = None
+    return out
 
 
 class _Compiler:
@@ -124,6 +161,7 @@ class _Compiler:
         self.contains = dialect.contains
         self.aliases = LEVEL_ALIASES[query.level]
         self.out = Prefilter()
+        self.name_sets = 0
 
     def _add(self, table: Alias, clause: str, *params: object) -> None:
         self.out.tables.add(table)
@@ -275,14 +313,19 @@ class _Compiler:
             )
         else:
             owner, table, key_column = "s.pk", "study_names", "study_pk"
-        self._add(
-            owner_table,
-            f"{owner} IN (SELECT {key_column} FROM {table}"  # noqa: S608
-            f" WHERE partition = {self.p} AND tag = {self.p} AND {condition[0]})",
-            self.query.partition,
-            tag,
-            *condition[1],
+        names = NameSet(
+            owner,
+            _TABLES_OF_OWNERS[owner],
+            f"SELECT {key_column} FROM {table}"  # noqa: S608
+            f" WHERE partition = {self.p} AND tag = {self.p} AND {condition[0]}",
+            (self.query.partition, tag, *condition[1]),
         )
+        self._add(owner_table, names.clause(), *names.params)
+        self.out.names = names
+        self.name_sets += 1
+
+
+_TABLES_OF_OWNERS = {"p.pk": "patients", "s.patient_pk": "patients", "s.pk": "studies"}
 
 
 def _pn_key_group(key: str) -> str:

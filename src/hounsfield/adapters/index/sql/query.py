@@ -154,7 +154,7 @@ def merge_unique(streams: Sequence[Iterator[tuple[int]]]) -> Iterator[int]:
 
 
 def candidate_statements(
-    query: Query, dialect: Dialect = SQLITE, *, keyset: bool = False
+    query: Query, dialect: Dialect = SQLITE, *, keyset: bool = False, walk: bool = False
 ) -> list[tuple[str, list[object]]]:
     """The SQL of the candidate streams: the compiled pre-filter, then one stream per table
     whose irregular rows must be reconsidered. Each yields primary keys in order, so sorting
@@ -163,9 +163,13 @@ def candidate_statements(
     With `keyset`, each statement ends with `AND key > ? ORDER BY key LIMIT ?` and the caller
     appends those two parameters: the stream is read in pages (`keyset_stream`), which lets a
     client-side cursor (PostgreSQL) stop early and lets the planner choose a fast-start plan.
+    With `walk` (see `walk_probe`), a name condition that is the only one becomes a filter on
+    the level read in key order instead of driving the search.
     """
     base = BASE[query.level]
     prefilter = compile_prefilter(query, Dialect("?", dialect.contains))  # rendered below
+    if walk and prefilter.names is not None:
+        prefilter.clauses[0] = prefilter.names.clause(walk=True)
     joins, scope, scope_params = _candidate_from(
         query.level, set(prefilter.tables), query.partition
     )
@@ -192,6 +196,46 @@ def candidate_statements(
             )
         )
     return [(render(sql, dialect), params) for sql, params in statements]
+
+
+def walk_probe(query: Query, dialect: Dialect = SQLITE) -> tuple[str, list[object]] | None:
+    """For a paged study query whose only condition is a name (`Prefilter.names`): a
+    statement counting the owners whose names match, with the largest owner and study keys
+    (sizes of the tables, cheaply), for `walk_pays`. None when there is no choice to make.
+
+    Results come in primary key order (stable `offset` paging, PS3.18 8.3.4.4), so a name
+    search can either collect every matching study and sort the keys, which costs what the
+    whole result costs ("DOE*" matches thousands of studies for a page of 100), or walk the
+    studies in key order and stop after the page, which costs what the page's density costs.
+    """
+    if query.level is not Level.STUDY or query.limit is None:
+        return None
+    names = compile_prefilter(query, Dialect("?", dialect.contains)).names
+    if names is None:
+        return None
+    sql = (
+        f"SELECT (SELECT count(*) FROM ({names.subquery}) n),"  # noqa: S608
+        f" (SELECT max(pk) FROM {names.table}), (SELECT max(pk) FROM studies)"
+    )
+    return render(sql, dialect), list(names.params)
+
+
+def walk_pays(query: Query, counts: Sequence[Any] | None, dialect: Dialect = SQLITE) -> bool:
+    """Whether walking the studies in key order costs less than collecting the matches.
+
+    With `m` of `owners` matching (`walk_probe`), about a fraction `d = m / owners` of the
+    studies match: the walk reads `wanted / d` keys, collecting reads `d * studies` keys
+    and sorts them, each `dialect.walk_advantage` times dearer than a key walked. Largest
+    keys count the rows ever made in every partition, so `d` can only be underestimated,
+    which favours collecting: the plan that never reads more than the result.
+    """
+    if counts is None or query.limit is None:
+        return False
+    matching, owners, studies = (int(value or 0) for value in counts)
+    wanted = query.offset + query.limit + 1
+    walked = wanted * owners * owners  # (wanted / d) * m * owners
+    collected = matching * matching * studies * dialect.walk_advantage  # (d * studies) * ...
+    return collected >= walked > 0
 
 
 def keyset_stream(

@@ -19,6 +19,8 @@ from hounsfield.adapters.index.sql.query import (
     confirm,
     fetch_statement,
     merge_unique,
+    walk_pays,
+    walk_probe,
 )
 from hounsfield.adapters.index.sql.rows import decode_bulk, decode_pixel, loads
 from hounsfield.domain.model import Level
@@ -34,8 +36,11 @@ from hounsfield.ports.index import (
 
 
 def run_query(conn: sqlite3.Connection, query: Query) -> QueryPage:
-    """Matches of `query`, `offset` and `limit` applied after confirmation (`sql.query`)."""
-    streams = [conn.execute(sql, params) for sql, params in candidate_statements(query)]
+    """Matches of `query`, `offset` and `limit` applied after confirmation (`sql.query`); a
+    paged name search first counts its matching owners to choose how to read (`walk_pays`)."""
+    probe = walk_probe(query)
+    walk = probe is not None and walk_pays(query, conn.execute(*probe).fetchone())
+    streams = [conn.execute(sql, params) for sql, params in candidate_statements(query, walk=walk)]
 
     def fetch(pks: list[int]) -> list[Row]:
         return conn.execute(
