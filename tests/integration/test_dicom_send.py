@@ -1,5 +1,5 @@
-"""The Storage SCU service through pynetdicom against DCMTK storescp: byte-identical sends,
-implicit/explicit VR rewriting, refused compressed syntaxes and unreachable peers."""
+"""The Storage SCU service (adapters/dimse_store_scu) against DCMTK storescp: byte-identical
+sends, implicit/explicit VR rewriting, refused compressed syntaxes and unreachable peers."""
 
 from __future__ import annotations
 

@@ -2,8 +2,9 @@
 
 C-MOVE sub-operations, forwarding and the `send`/`echo`/`find`/`move` commands need a Storage,
 Verification and Query/Retrieve SCU (PS3.4 Annexes A, B, C). The port is narrow and
-synchronous (services call it from worker threads); the adapter that implements it
-(pynetdicom, DESIGN.md §4: fine as an SCU) is chosen by the composition root.
+synchronous (services call it from worker threads); the adapter that implements it (our own
+blocking-socket Storage SCU, pynetdicom for the rest, ADR 0015) is chosen by the composition
+root.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ Transfer syntax negotiation (PS3.8 9.3.2.2, PS3.5 10): each SOP class is propose
 syntax (the stored one, explicit VR little endian, implicit VR little endian), so the peer's
 answer tells exactly which it takes. Then, per object:
 
-- stored syntax accepted -> the stored bytes go as they are (byte-identical);
+- stored syntax accepted -> the stored bytes go as they are (byte-identical), streamed from
+  the blob store;
 - stored syntax is implicit or explicit VR little endian and the other one is accepted -> the
   data set is rewritten in that syntax (pydicom; values are unchanged, only the encoding);
 - otherwise, with a transcoder (the pixel service), the object is decoded and re-encoded in
