@@ -391,3 +391,22 @@ def test_a_release_collision_is_answered() -> None:
     session = peer.session()
     session.close()
     peer.join()
+
+
+def test_a_huge_pdu_length_is_refused_before_it_is_read() -> None:
+    """A P-DATA-TF header announcing 2 GB: the SCU aborts (PS3.8 9.3.8, invalid PDU parameter)
+    instead of allocating it."""
+    answers: list[int] = []
+
+    def script(sock: socket.socket) -> None:
+        read_message(sock)
+        sock.sendall(HEADER.pack(PduType.P_DATA_TF, 0, 0x7FFFFFFF))
+        pdu_type, body = recv_pdu(sock)
+        answers.extend((pdu_type, body[3]))
+
+    peer = ScriptedPeer(script)
+    session = peer.session()
+    with pytest.raises(DicomNetworkError, match="exceeds the negotiated maximum"):
+        session.store(outgoing(to_bytes(make_dataset())))
+    peer.join()
+    assert answers == [PduType.A_ABORT, AbortReason.INVALID_PDU_PARAMETER]

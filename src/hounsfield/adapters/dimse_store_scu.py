@@ -49,6 +49,7 @@ from hounsfield.domain.implementation import (
 )
 from hounsfield.domain.pdu import (
     HEADER,
+    MAX_CONTROL_PDU,
     PDV_OVERHEAD,
     AbortReason,
     AbortSource,
@@ -350,14 +351,16 @@ class SocketStoreSession:
 
     def _read_pdu(self, *, quiet: bool = False) -> tuple[int, bytes]:
         """One PDU; A-ABORT, A-RELEASE-RQ (unless `quiet`), EOF and timeouts end the
-        association with a DicomNetworkError."""
+        association with a DicomNetworkError. The header is checked before the body is read:
+        a P-DATA-TF longer than the Maximum Length we announced (1 MiB when we announced no
+        limit: a C-STORE-RSP is a few hundred bytes) is refused, never allocated."""
         sock = self.sock
         if sock is None:
             raise DicomNetworkError(f"the association with {self.where} has ended")
         try:
             header = _recv_exactly(sock, HEADER.size)
             pdu_type, _, length = HEADER.unpack(header)
-            check_header(pdu_type, length, self.options.max_pdu)
+            check_header(pdu_type, length, self.options.max_pdu or MAX_CONTROL_PDU)
             body = _recv_exactly(sock, length)
         except TimeoutError as exc:
             self._abort(AbortReason.NOT_SPECIFIED)
