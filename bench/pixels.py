@@ -701,7 +701,7 @@ def rows(details: dict[str, Any], *, expected: bool) -> list[Row]:
             )
         )
     runs = sizes["viewer_runs"]
-    median = f", median of {runs} (first cold)" if runs > 1 else ""
+    median = f", median of up to {runs} runs (the first cold)" if runs > 1 else ""
     viewer = f"as OHIF loads it (study metadata, then frames on 6 connections){median}"
     slices = sizes["series_slices"]
     for key, part, label in (
@@ -729,17 +729,20 @@ def rows(details: dict[str, Any], *, expected: bool) -> list[Row]:
                 "lower",
                 ours.get(figure),
                 theirs.get(figure),
-                hounsfield_text=_with_cold(ours, figure),
-                orthanc_text=_with_cold(theirs, figure),
+                hounsfield_text=_with_cold(ours, figure, runs),
+                orthanc_text=_with_cold(theirs, figure, runs),
             )
         )
     return out
 
 
-def _with_cold(viewer: dict[str, Any], figure: str) -> str | None:
+def _with_cold(viewer: dict[str, Any], figure: str, planned: int) -> str | None:
+    """The median, the cold run beside it, and how many runs when the time budget cut them."""
     value, cold = viewer.get(figure), viewer.get(f"cold_{figure}")
     if value is None:
         return None
-    if len(viewer.get("runs", [])) < 2 or cold is None:
-        return f"{value:,.0f}"
-    return f"{value:,.0f} (cold {cold:,.0f})"
+    made = len(viewer.get("runs", []))
+    notes = [f"cold {cold:,.0f}"] if made > 1 and cold is not None else []
+    if made < planned:
+        notes.append(f"{made} run" + ("s" if made > 1 else ""))
+    return f"{value:,.0f}" + (f" ({'; '.join(notes)})" if notes else "")
