@@ -174,10 +174,10 @@ def _header(modality: str, rows: int, columns: int, values: dict[str, str | list
     ds.PixelRepresentation = 0 if modality == "MR" else 1  # MR magnitudes are unsigned
 
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    meta.MediaStorageSOPInstanceUID = values["SOPInstanceUID"]
+    meta.MediaStorageSOPClassUID = UID(SOP_CLASSES[modality])
+    meta.MediaStorageSOPInstanceUID = UID(str(values["SOPInstanceUID"]))
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.ImplementationClassUID = f"{UID_ROOT}.1"
+    meta.ImplementationClassUID = UID(f"{UID_ROOT}.1")
     meta.ImplementationVersionName = "HF_BENCH_1"
     ds.file_meta = meta
 
