@@ -275,3 +275,62 @@ def test_annotations_are_burned_in_and_never_in_thumbnails(server: RunningServer
     thumbnail = httpx.get(instance + "/thumbnail?annotation=patient&accept=image/png")
     bare = httpx.get(instance + "/thumbnail?accept=image/png")
     assert thumbnail.content == bare.content
+
+
+def _linear(hu: np.ndarray, c: float, w: float) -> np.ndarray:  # type: ignore[type-arg]
+    """PS3.3 C.11.2.1.2.1, the LINEAR window, to 8 bits."""
+    out = np.clip(((hu - (c - 0.5)) / (w - 1) + 0.5) * 255, 0, 255)
+    out = np.where(hu <= c - 0.5 - (w - 1) / 2, 0, out)
+    return np.rint(np.where(hu > c - 0.5 + (w - 1) / 2, 255, out))
+
+
+def test_enhanced_frames_render_with_their_functional_groups(server: RunningServer) -> None:
+    """A two-frame object whose rescale is in the Shared Functional Groups and whose windows
+    are per frame (PS3.3 C.7.6.16.2.9, C.7.6.16.2.10): each rendered frame uses its own."""
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    ds = pydicom.dcmread(io.BytesIO(corpus_bytes(FILES["ct"])))
+    pixels = ds.pixel_array
+    slope, intercept = float(ds.RescaleSlope), float(ds.RescaleIntercept)
+    for keyword in ("RescaleSlope", "RescaleIntercept", "WindowCenter", "WindowWidth"):
+        if keyword in ds:
+            delattr(ds, keyword)
+    ds.NumberOfFrames = 2
+    ds.PixelData = np.concatenate([pixels, pixels]).astype(pixels.dtype).tobytes()
+    transform = Dataset()
+    transform.RescaleSlope, transform.RescaleIntercept = slope, intercept
+    shared = Dataset()
+    shared.PixelValueTransformationSequence = Sequence([transform])
+    ds.SharedFunctionalGroupsSequence = Sequence([shared])
+    windows = [(40.0, 400.0), (300.0, 1500.0)]
+    groups = []
+    for center, width in windows:
+        voi = Dataset()
+        voi.WindowCenter, voi.WindowWidth = center, width
+        item = Dataset()
+        item.FrameVOILUTSequence = Sequence([voi])
+        groups.append(item)
+    ds.PerFrameFunctionalGroupsSequence = Sequence(groups)
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+    buffer = io.BytesIO()
+    ds.save_as(buffer)
+    body, content_type = multipart([buffer.getvalue()])
+    stored = httpx.post(
+        f"{server.dicomweb}/partitions/enh/studies",
+        content=body,
+        headers={"content-type": content_type},
+    )
+    assert stored.status_code == 200, stored.text
+    instance = (
+        f"{server.dicomweb}/partitions/enh/studies/{ds.StudyInstanceUID}"
+        f"/series/{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}"
+    )
+    hu = pixels * slope + intercept
+    for number, (center, width) in enumerate(windows, start=1):
+        response = httpx.get(
+            f"{instance}/frames/{number}/rendered", headers={"accept": "image/png"}
+        )
+        assert response.status_code == 200, response.text
+        ours = imagecodecs.png_decode(response.content).astype(int)
+        assert np.abs(ours - _linear(hu, center, width)).max() <= 1, number

@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 import pytest
+from pydicom.dataset import Dataset
 
 from hounsfield.frontends.dicomweb.rendered import parse_viewport, parse_window
 from hounsfield.frontends.http.core import HttpError
@@ -241,3 +242,67 @@ def test_padding_value_written_unsigned_for_signed_pixels() -> None:
     ds.PhotometricInterpretation = "MONOCHROME2"
     ds.add_new(0x00280120, "US", 63536)
     assert image_info(ds, "1.2.840.10008.1.2.1").padding == (-2000, -2000)
+
+
+def _enhanced(frames: int) -> Dataset:
+    """An Enhanced CT-like header: rescale shared by every frame, a window per frame
+    (PS3.3 C.7.6.16.2.9 Pixel Value Transformation, C.7.6.16.2.10 Frame VOI LUT)."""
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    ds = Dataset()
+    ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.NumberOfFrames = 2, 3, 1, frames
+    ds.BitsAllocated, ds.BitsStored, ds.PixelRepresentation = 16, 12, 0
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    transform = Dataset()
+    transform.RescaleSlope, transform.RescaleIntercept, transform.RescaleType = 2, -1024, "HU"
+    shared = Dataset()
+    shared.PixelValueTransformationSequence = Sequence([transform])
+    ds.SharedFunctionalGroupsSequence = Sequence([shared])
+    per_frame = []
+    for number in range(1, frames + 1):
+        voi = Dataset()
+        voi.WindowCenter, voi.WindowWidth = 40 * number, 400
+        if number == frames:
+            voi.VOILUTFunction = "LINEAR_EXACT"
+        item = Dataset()
+        item.FrameVOILUTSequence = Sequence([voi])
+        per_frame.append(item)
+    ds.PerFrameFunctionalGroupsSequence = Sequence(per_frame)
+    return ds
+
+
+def test_enhanced_objects_take_rescale_and_window_from_functional_groups() -> None:
+    """The shared group's rescale applies to every frame, each frame's window is its own
+    Per-frame Functional Groups item's (PS3.3 C.7.6.16.1.1)."""
+    from hounsfield.services.pixels.image import image_info
+
+    described = image_info(_enhanced(3), "1.2.840.10008.1.2.1")
+    assert (described.rescale_slope, described.rescale_intercept) == (2.0, -1024.0)
+    hu = STORED * 2.0 - 1024.0
+    for number, function in ((1, linear), (2, linear), (3, linear_exact)):
+        frame = described.for_frame(number)
+        assert frame.windows == ((40.0 * number, 400.0),)
+        shown = grayscale(Decoded(STORED, "MONOCHROME2"), frame, None)
+        expected = np.rint([[function(float(v), 40 * number, 400) for v in row] for row in hu])
+        assert np.array_equal(shown, expected.astype(np.uint8)), number
+    assert described.for_frame(4) is described  # beyond the sequence: the image's own
+
+
+def test_a_per_frame_rescale_overrides_none_shared() -> None:
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    from hounsfield.services.pixels.image import image_info
+
+    ds = _enhanced(2)
+    del ds.SharedFunctionalGroupsSequence
+    for number, item in enumerate(ds.PerFrameFunctionalGroupsSequence, start=1):
+        transform = Dataset()
+        transform.RescaleSlope, transform.RescaleIntercept = number, 0
+        item.PixelValueTransformationSequence = Sequence([transform])
+    described = image_info(ds, "1.2.840.10008.1.2.1")
+    assert (described.rescale_slope, described.rescale_intercept) == (1.0, 0.0)
+    assert described.for_frame(2).rescale_slope == 2.0
+    assert described.for_frame(2).voi_function == "LINEAR_EXACT"
+    assert described.for_frame(1).voi_function == "LINEAR"

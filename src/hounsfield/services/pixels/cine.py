@@ -108,7 +108,7 @@ def render_series(
                 continue
             for number in range(1, source.frame_count + 1):
                 decoded = pixels.decode(source, number, keep=False)
-                shown = render.display(decoded, source.info, options.window)
+                shown = render.display(decoded, source.info.for_frame(number), options.window)
                 image = render.region_and_viewport(shown, options.viewport)
                 if options.annotations:
                     left, right = annotation_text(source, number, options)

@@ -1,10 +1,17 @@
 """What a frame's bytes mean: the Image Pixel module (PS3.3 C.7.6.3) and the attributes of the
 rendering pipeline (PS3.3 C.11.1 Modality LUT, C.11.2 VOI LUT, C.11.6 Presentation LUT,
 C.7.5.1.1.2 Pixel Padding Value, C.7.6.3.1.5 palette colour tables), read once from a header.
+
+Enhanced multi-frame objects (PS3.3 C.7.6.16) carry the rescale and the window in functional
+groups instead of at the top level: the Pixel Value Transformation (C.7.6.16.2.9) and Frame VOI
+LUT (C.7.6.16.2.10) macros, in the Shared Functional Groups Sequence for every frame or in each
+item of the Per-frame Functional Groups Sequence (C.7.6.16.1.1: a macro is in one or the
+other). `ImageInfo.for_frame` gives the description that applies to one frame.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +38,16 @@ class Lut:
 
 
 @dataclass(frozen=True, slots=True)
+class FrameValues:
+    """The Pixel Value Transformation and Frame VOI LUT values of one frame (None: as the
+    image's)."""
+
+    rescale: tuple[float, float] | None = None
+    windows: tuple[tuple[float, float], ...] | None = None
+    voi_function: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ImageInfo:
     """The Image Pixel description of an instance, plus what rendering needs."""
 
@@ -54,6 +71,23 @@ class ImageInfo:
     padding: tuple[int, int] | None = None
     palette: tuple[Lut, Lut, Lut] | None = None
     lossy: bool = False
+    #: Per-frame functional group values (Enhanced objects), one per frame; empty otherwise.
+    per_frame: tuple[FrameValues, ...] = ()
+
+    def for_frame(self, number: int) -> ImageInfo:
+        """The description of frame `number` (1-based): the image's, with the rescale and
+        window of its Per-frame Functional Groups item when it has them."""
+        if not 1 <= number <= len(self.per_frame):
+            return self
+        values = self.per_frame[number - 1]
+        changes: dict[str, Any] = {}
+        if values.rescale is not None:
+            changes["rescale_slope"], changes["rescale_intercept"] = values.rescale
+        if values.windows is not None:
+            changes["windows"] = values.windows
+        if values.voi_function is not None:
+            changes["voi_function"] = values.voi_function
+        return dataclasses.replace(self, **changes) if changes else self
 
     @property
     def frame_size(self) -> int:
@@ -127,6 +161,45 @@ def _lut(
     return Lut(first, bits, data)
 
 
+def _windows(item: Dataset) -> tuple[tuple[float, float], ...]:
+    """Window Center / Width pairs (PS3.3 C.11.2.1.2); a width below 1 is not a window."""
+    return tuple(
+        (c, w)
+        for c, w in zip(
+            _floats(item.get("WindowCenter")), _floats(item.get("WindowWidth")), strict=False
+        )
+        if w > 0
+    )
+
+
+def _voi_function(item: Dataset) -> str:
+    return str(item.get("VOILUTFunction", "LINEAR") or "LINEAR").strip().upper()
+
+
+def _group_values(group: Dataset | None) -> FrameValues:
+    """The Pixel Value Transformation and Frame VOI LUT macros of one functional groups item."""
+    if group is None:
+        return FrameValues()
+    rescale = None
+    for item in group.get("PixelValueTransformationSequence", None) or []:
+        slope = _floats(item.get("RescaleSlope"))
+        intercept = _floats(item.get("RescaleIntercept"))
+        if slope or intercept:
+            rescale = ((slope or [1.0])[0] or 1.0, (intercept or [0.0])[0])
+        break
+    windows = function = None
+    for item in group.get("FrameVOILUTSequence", None) or []:
+        windows = _windows(item) or None
+        function = _voi_function(item) if "VOILUTFunction" in item else None
+        break
+    return FrameValues(rescale, windows, function)
+
+
+def _first(ds: Dataset, keyword: str) -> Dataset | None:
+    items = ds.get(keyword, None) or []
+    return items[0] if len(items) else None
+
+
 def image_info(ds: Dataset, transfer_syntax: str, little_endian: bool = True) -> ImageInfo:
     """Read the description from a header (no pixel data needed); a missing mandatory
     Image Pixel attribute is a 4xx-grade error, not a crash."""
@@ -141,13 +214,8 @@ def image_info(ds: Dataset, transfer_syntax: str, little_endian: bool = True) ->
     photometric = str(ds.get("PhotometricInterpretation", "") or "").strip().upper()
     if not photometric:
         photometric = "MONOCHROME2" if samples == 1 else "RGB"
-    windows = tuple(
-        (c, w)
-        for c, w in zip(
-            _floats(ds.get("WindowCenter")), _floats(ds.get("WindowWidth")), strict=False
-        )
-        if w > 0
-    )
+    windows = _windows(ds)
+    voi_function = _voi_function(ds)
     voi_luts = tuple(
         lut
         for item in ds.get("VOILUTSequence", [])
@@ -185,6 +253,18 @@ def image_info(ds: Dataset, transfer_syntax: str, little_endian: bool = True) ->
         palette = (red, green, blue)
     slope = _floats(ds.get("RescaleSlope")) or [1.0]
     intercept = _floats(ds.get("RescaleIntercept")) or [0.0]
+    shared = _group_values(_first(ds, "SharedFunctionalGroupsSequence"))
+    if shared.rescale is not None:
+        slope, intercept = [shared.rescale[0]], [shared.rescale[1]]
+    if shared.windows is not None:
+        windows = shared.windows
+    if shared.voi_function is not None:
+        voi_function = shared.voi_function
+    per_frame = tuple(
+        _group_values(item) for item in ds.get("PerFrameFunctionalGroupsSequence", None) or []
+    )
+    if all(v == FrameValues() for v in per_frame):
+        per_frame = ()
     return ImageInfo(
         transfer_syntax=transfer_syntax,
         rows=rows,
@@ -200,10 +280,11 @@ def image_info(ds: Dataset, transfer_syntax: str, little_endian: bool = True) ->
         rescale_intercept=intercept[0],
         modality_lut=modality_lut,
         windows=windows,
-        voi_function=str(ds.get("VOILUTFunction", "LINEAR") or "LINEAR").strip().upper(),
+        voi_function=voi_function,
         voi_luts=voi_luts,
         presentation_inverse=str(ds.get("PresentationLUTShape", "") or "").strip() == "INVERSE",
         padding=padding,
         palette=palette,
         lossy=str(ds.get("LossyImageCompression", "") or "").strip() == "01",
+        per_frame=per_frame,
     )

@@ -334,7 +334,7 @@ class PixelService:
         for number in numbers:
             # The frames of an animation are one-pass work: they do not evict a viewer's.
             decoded = self.decode(source, number, keep=not animation)
-            shown = render.display(decoded, source.info, options.window)
+            shown = render.display(decoded, source.info.for_frame(number), options.window)
             image = render.region_and_viewport(shown, options.viewport, fit)
             if options.annotations:
                 left, right = annotation_text(source, number, options)
@@ -399,8 +399,9 @@ def annotation_text(
             ),
             _text(header.get("SeriesDescription")),
         ]
+        shown = info.for_frame(number)
         window = options.window or (
-            render.Window(*info.windows[0]) if info.windows and info.windows[0][1] >= 1 else None
+            render.Window(*shown.windows[0]) if shown.windows and shown.windows[0][1] >= 1 else None
         )
         if window is not None and info.samples == 1:
             right.append(f"W {window.width:g} C {window.center:g}")
