@@ -19,13 +19,13 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from psycopg.types.json import Jsonb
 
-from hounsfield.adapters.index.postgres import begin, read, remove, write
-from hounsfield.adapters.index.postgres.batch import Conn, utc, write_events
+from hounsfield.adapters.index.postgres import begin, read, write
+from hounsfield.adapters.index.postgres.batch import Conn, refresh_modalities, utc, write_events
 from hounsfield.adapters.index.postgres.connection import open_pool, run_read, run_transaction
 from hounsfield.adapters.index.postgres.migrate import PACKAGE, schema_version
 from hounsfield.adapters.index.postgres.migrate import migrate as run_migrations
 from hounsfield.adapters.index.sql import derived as derived_sql
-from hounsfield.adapters.index.sql import leases, paging, retention, stability
+from hounsfield.adapters.index.sql import leases, paging, remove, retention, stability
 from hounsfield.adapters.index.sql.apikeys import SqlApiKeyStore
 from hounsfield.adapters.index.sql.audit import SqlAuditLog
 from hounsfield.adapters.index.sql.dialect import Dialect
@@ -65,6 +65,8 @@ PAGE = 256
 DIALECT = Dialect(
     placeholder="%s",
     lock_suffix=" FOR UPDATE SKIP LOCKED",
+    row_lock=" FOR UPDATE",
+    arrays=True,
     to_time=lambda seconds: datetime.fromtimestamp(seconds, UTC),
     from_time=utc,
     to_json=lambda value: Jsonb(value, dumps=lambda v: dumps(v).decode()),
@@ -181,11 +183,11 @@ class PostgresIndex:
 
     def abort(self, partition: str, sop_uids: Sequence[str]) -> None:
         uids = list(sop_uids)
-        self._write(lambda c: remove.abort_instances(c, partition, uids))
+        self._write(lambda c: remove.abort_instances(DIALECT, c, partition, uids))
 
     def sweep_pending(self, older_than: datetime) -> list[str]:
-        cutoff = utc(older_than)
-        return self._write(lambda c: remove.sweep_pending(c, cutoff))
+        cutoff = utc(older_than).timestamp()
+        return self._write(lambda c: remove.sweep_pending(DIALECT, c, cutoff))
 
     # -- queries and retrieval -----------------------------------------------------------
 
@@ -248,9 +250,22 @@ class PostgresIndex:
     ) -> DeletedInstances:
         scope = (study_uid, series_uid, sop_uid)
         evs = list(events)
-        return self._write(
-            lambda c: remove.delete_instances(c, partition, scope, evs, datetime.now(UTC))
-        )
+
+        def work(conn: Conn) -> DeletedInstances:
+            now = time.time()
+            deleted = remove.delete_instances(
+                DIALECT,
+                conn,
+                partition,
+                scope,
+                now,
+                lambda pk: refresh_modalities(conn, partition, [pk]),
+            )
+            if deleted.instances:
+                write_events(conn, evs, datetime.fromtimestamp(now, UTC))
+            return deleted
+
+        return self._write(work)
 
     # -- outbox, remote AEs, statistics --------------------------------------------------
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from hounsfield.adapters.index.sql.dialect import Connection, Dialect, marks
+from hounsfield.adapters.index.sql.dialect import Connection, Dialect
 from hounsfield.adapters.index.sql.rows import decode_pixel, encode_pixel
 from hounsfield.ports.index import DerivedCopy
 
@@ -21,7 +21,7 @@ _INSTANCE = "SELECT pk FROM instances WHERE partition = ? AND sop_uid = ? AND st
 def put(
     d: Dialect, conn: Connection, partition: str, sop_uid: str, copy: DerivedCopy, now: float
 ) -> bool:
-    row = d.run(conn, _INSTANCE + d.lock_suffix.replace(" SKIP LOCKED", ""), (partition, sop_uid))
+    row = d.run(conn, _INSTANCE + d.row_lock, (partition, sop_uid))
     found = row.fetchone()
     if found is None:
         return False
@@ -72,14 +72,9 @@ def get(
 def blob_keys_of(d: Dialect, conn: Connection, instance_pks: Sequence[int]) -> list[str]:
     """Blob keys of the copies of these instances (called before the instances are deleted)."""
     keys: list[str] = []
-    for start in range(0, len(instance_pks), 500):
-        chunk = list(instance_pks[start : start + 500])
-        rows = d.run(
-            conn,
-            f"SELECT blob_key FROM derived_copies WHERE instance_pk IN ({marks(len(chunk))})",
-            chunk,
-        ).fetchall()
-        keys.extend(str(r[0]) for r in rows)
+    for condition, params in d.in_list("instance_pk", instance_pks):
+        rows = d.run(conn, f"SELECT blob_key FROM derived_copies WHERE {condition}", params)
+        keys.extend(str(r[0]) for r in rows.fetchall())
     return keys
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from hounsfield.adapters.index.sql import derived as derived_sql
-from hounsfield.adapters.index.sql import leases, paging, retention, stability
+from hounsfield.adapters.index.sql import leases, paging, remove, retention, stability
 from hounsfield.adapters.index.sql.apikeys import SqlApiKeyStore
 from hounsfield.adapters.index.sql.audit import SqlAuditLog
 from hounsfield.adapters.index.sql.dialect import Dialect
@@ -25,7 +25,7 @@ from hounsfield.adapters.index.sql.documents import SqlDocumentTable
 from hounsfield.adapters.index.sql.grants import SqlGrantStore
 from hounsfield.adapters.index.sql.jobstore import SqlJobStore
 from hounsfield.adapters.index.sql.rows import dumps, loads
-from hounsfield.adapters.index.sqlite import read, remove, write
+from hounsfield.adapters.index.sqlite import read, write
 from hounsfield.adapters.index.sqlite.connection import (
     ReaderPool,
     open_connection,
@@ -33,7 +33,7 @@ from hounsfield.adapters.index.sqlite.connection import (
 )
 from hounsfield.adapters.index.sqlite.groupcommit import GroupCommitter
 from hounsfield.adapters.index.sqlite.migrate import migrate as run_migrations
-from hounsfield.adapters.index.sqlite.write import write_events
+from hounsfield.adapters.index.sqlite.write import refresh_modalities, write_events
 from hounsfield.domain.model import Level
 from hounsfield.domain.query import Query
 from hounsfield.ports.audit import AuditLog
@@ -66,6 +66,8 @@ PAGE = 256
 DIALECT = Dialect(
     placeholder="?",
     lock_suffix="",  # one writer at a time: the write transaction is the lock
+    row_lock="",
+    arrays=False,
     to_time=float,
     from_time=lambda value: datetime.fromtimestamp(float(value), UTC),
     to_json=dumps,
@@ -143,11 +145,13 @@ class SqliteIndex:
 
     def abort(self, partition: str, sop_uids: Sequence[str]) -> None:
         uids = list(sop_uids)
-        self._committer.run(lambda c: remove.abort_instances(c, partition, uids), durable=False)
+        self._committer.run(
+            lambda c: remove.abort_instances(DIALECT, c, partition, uids), durable=False
+        )
 
     def sweep_pending(self, older_than: datetime) -> list[str]:
         cutoff = _timestamp(older_than)
-        return self._committer.run(lambda c: remove.sweep_pending(c, cutoff))
+        return self._committer.run(lambda c: remove.sweep_pending(DIALECT, c, cutoff))
 
     # -- queries and retrieval -----------------------------------------------------------
 
@@ -210,9 +214,16 @@ class SqliteIndex:
     ) -> DeletedInstances:
         scope = (study_uid, series_uid, sop_uid)
         evs = list(events)
-        return self._committer.run(
-            lambda c: remove.delete_instances(c, partition, scope, evs, time.time())
-        )
+
+        def work(conn: sqlite3.Connection) -> DeletedInstances:
+            now = time.time()
+            refresh = partial(refresh_modalities, conn)
+            deleted = remove.delete_instances(DIALECT, conn, partition, scope, now, refresh)
+            if deleted.instances:
+                write_events(conn, evs, now)
+            return deleted
+
+        return self._committer.run(work)
 
     # -- outbox, remote AEs, statistics --------------------------------------------------
 
