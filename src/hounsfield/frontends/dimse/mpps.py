@@ -8,10 +8,12 @@ Error Comment and, for a step that may no longer be updated, Error ID A710 (F.7.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from pydicom.uid import generate_uid
 
 from hounsfield.domain.cfind import decode_identifier
+from hounsfield.domain.model import DicomJson
 from hounsfield.domain.mpps import MPPS_SOP_CLASS, PROCESSING_FAILURE, MppsError
 from hounsfield.domain.qrmodel import QueryRetrieveError
 from hounsfield.frontends.dimse.api import (
@@ -21,6 +23,7 @@ from hounsfield.frontends.dimse.api import (
     HandlerRegistry,
     Message,
 )
+from hounsfield.services.mpps import MppsService
 
 
 def register_mpps(registry: HandlerRegistry) -> None:
@@ -36,40 +39,42 @@ def _extra(error: MppsError) -> dict[str, CommandValue]:
 
 
 async def handle_n_create(assoc: Association, message: Message) -> None:
-    mpps = assoc.services.mpps
-    if mpps is None:
-        await assoc.send_response(message, PROCESSING_FAILURE)
-        return
     sop_uid = message.affected_sop_instance_uid or generate_uid()
-    try:
-        dataset = decode_identifier(message.dataset or b"", message.transfer_syntax)
-        await asyncio.to_thread(mpps.create, assoc.partition, sop_uid, dataset)
-    except QueryRetrieveError as exc:
+    if await _perform(
+        assoc, message, lambda mpps, dataset: mpps.create(assoc.partition, sop_uid, dataset)
+    ):
         await assoc.send_response(
-            message, PROCESSING_FAILURE, command_extra={"ErrorComment": exc.comment}
+            message, 0x0000, command_extra={"AffectedSOPInstanceUID": sop_uid}
         )
-        return
-    except MppsError as exc:
-        await assoc.send_response(message, exc.status, command_extra=_extra(exc))
-        return
-    await assoc.send_response(message, 0x0000, command_extra={"AffectedSOPInstanceUID": sop_uid})
 
 
 async def handle_n_set(assoc: Association, message: Message) -> None:
+    sop_uid = message.affected_sop_instance_uid
+    if await _perform(
+        assoc, message, lambda mpps, dataset: mpps.update(assoc.partition, sop_uid, dataset)
+    ):
+        await assoc.send_response(message, 0x0000)
+
+
+async def _perform(
+    assoc: Association, message: Message, operation: Callable[[MppsService, DicomJson], object]
+) -> bool:
+    """Decode the request's data set and run `operation` on it off the event loop; False once
+    a refusal is answered: Processing Failure without an MPPS service or for a data set that
+    does not decode, else the step's status with its Error Comment and Error ID (F.7.2.2.2)."""
     mpps = assoc.services.mpps
     if mpps is None:
         await assoc.send_response(message, PROCESSING_FAILURE)
-        return
-    sop_uid = message.affected_sop_instance_uid
+        return False
     try:
-        modification = decode_identifier(message.dataset or b"", message.transfer_syntax)
-        await asyncio.to_thread(mpps.update, assoc.partition, sop_uid, modification)
+        dataset = decode_identifier(message.dataset or b"", message.transfer_syntax)
+        await asyncio.to_thread(operation, mpps, dataset)
     except QueryRetrieveError as exc:
         await assoc.send_response(
             message, PROCESSING_FAILURE, command_extra={"ErrorComment": exc.comment}
         )
-        return
+        return False
     except MppsError as exc:
         await assoc.send_response(message, exc.status, command_extra=_extra(exc))
-        return
-    await assoc.send_response(message, 0x0000)
+        return False
+    return True
