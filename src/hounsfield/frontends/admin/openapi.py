@@ -7,6 +7,7 @@ from typing import Any
 from hounsfield.frontends.admin.openapi_audit import audit_paths
 from hounsfield.frontends.admin.openapi_jobs import job_paths, job_schemas
 from hounsfield.frontends.admin.openapi_parts import ERROR as _ERROR
+from hounsfield.frontends.admin.openapi_parts import json_body as _body
 from hounsfield.frontends.admin.openapi_parts import json_content as _json
 
 
@@ -73,14 +74,7 @@ def openapi_document(version: str) -> dict[str, Any]:
                 },
                 "put": {
                     "summary": "Create or replace a remote AE",
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": {"$ref": "#/components/schemas/RemoteAEInput"}
-                            }
-                        },
-                    },
+                    "requestBody": _body({"$ref": "#/components/schemas/RemoteAEInput"}),
                     "responses": {
                         "200": _json(remote_ae, "replaced"),
                         "201": _json(remote_ae, "created"),
@@ -113,10 +107,7 @@ def openapi_document(version: str) -> dict[str, Any]:
                 },
                 "put": {
                     "summary": "Create or replace a worklist item (PS3.4 Table K.6-1 attributes)",
-                    "requestBody": {
-                        "required": True,
-                        "content": {"application/json": {"schema": dataset}},
-                    },
+                    "requestBody": _body(dataset),
                     "responses": {
                         "200": _json(dataset, "replaced"),
                         "201": _json(dataset, "created"),

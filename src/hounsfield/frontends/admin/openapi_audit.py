@@ -7,6 +7,7 @@ from typing import Any
 
 from hounsfield.domain.audit import EventKind
 from hounsfield.domain.deidentify import OPTIONS
+from hounsfield.frontends.admin.openapi_parts import json_body as _body
 from hounsfield.frontends.admin.openapi_parts import query_param as _query
 
 
@@ -58,27 +59,19 @@ def audit_paths() -> dict[str, Any]:
             "post": {
                 "summary": "Copy a study de-identified (PS3.15 Annex E) into another partition"
                 " (a `deidentify` job)",
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "required": ["study", "targetPartition"],
-                                "properties": {
-                                    "study": {"type": "string"},
-                                    "partition": {"type": "string"},
-                                    "targetPartition": {"type": "string"},
-                                    "options": {
-                                        "type": "array",
-                                        "items": {"enum": list(OPTIONS)},
-                                    },
-                                    "allowBurnedIn": {"type": "boolean"},
-                                },
-                            }
-                        }
-                    },
-                },
+                "requestBody": _body(
+                    {
+                        "type": "object",
+                        "required": ["study", "targetPartition"],
+                        "properties": {
+                            "study": {"type": "string"},
+                            "partition": {"type": "string"},
+                            "targetPartition": {"type": "string"},
+                            "options": {"type": "array", "items": {"enum": list(OPTIONS)}},
+                            "allowBurnedIn": {"type": "boolean"},
+                        },
+                    }
+                ),
                 "responses": {
                     "202": {"description": 'queued: `{"job": id}`'},
                     "400": {"description": "invalid request"},

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from hounsfield.frontends.admin.openapi_parts import ERROR as _ERROR
+from hounsfield.frontends.admin.openapi_parts import closed_object as _closed
+from hounsfield.frontends.admin.openapi_parts import json_body as _body
 from hounsfield.frontends.admin.openapi_parts import json_content as _json
 from hounsfield.frontends.admin.openapi_parts import path_param as _path
 from hounsfield.frontends.admin.openapi_parts import query_param as _query
@@ -26,6 +28,10 @@ def job_paths() -> dict[str, Any]:
             "404": _json(_ERROR, "unknown job"),
             "409": _json(_ERROR, "not allowed in the job's state"),
         },
+    }
+    queued = {
+        "202": _json({"type": "object"}, 'queued: {"job": id}'),
+        "400": _json(_ERROR, "invalid request"),
     }
     return {
         "/api/jobs": {
@@ -61,78 +67,51 @@ def job_paths() -> dict[str, Any]:
         "/api/forward": {
             "post": {
                 "summary": "Queue a one-off forward of a study, series or instance",
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "required": ["destination", "study"],
-                                "additionalProperties": False,
-                                "properties": {
-                                    "destination": {"type": "string"},
-                                    "study": {"type": "string"},
-                                    "series": {"type": "string"},
-                                    "sop": {"type": "string"},
-                                    "partition": {"type": "string", "default": "default"},
-                                },
-                            }
-                        }
-                    },
-                },
-                "responses": {
-                    "202": _json({"type": "object"}, 'queued: {"job": id}'),
-                    "400": _json(_ERROR, "invalid request"),
-                },
+                "requestBody": _body(
+                    _closed(
+                        ["destination", "study"],
+                        {
+                            "destination": {"type": "string"},
+                            "study": {"type": "string"},
+                            "series": {"type": "string"},
+                            "sop": {"type": "string"},
+                            "partition": {"type": "string", "default": "default"},
+                        },
+                    )
+                ),
+                "responses": queued,
             }
         },
         "/api/fetch": {
             "post": {
                 "summary": "Queue the fetch of a study from a remote AE (C-MOVE to this archive)",
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "required": ["source", "study"],
-                                "additionalProperties": False,
-                                "properties": {
-                                    "source": {"type": "string"},
-                                    "study": {"type": "string"},
-                                    "partition": {"type": "string", "default": "default"},
-                                    "priority": {"type": "integer", "default": 0},
-                                },
-                            }
-                        }
-                    },
-                },
-                "responses": {
-                    "202": _json({"type": "object"}, 'queued: {"job": id}'),
-                    "400": _json(_ERROR, "invalid request"),
-                },
+                "requestBody": _body(
+                    _closed(
+                        ["source", "study"],
+                        {
+                            "source": {"type": "string"},
+                            "study": {"type": "string"},
+                            "partition": {"type": "string", "default": "default"},
+                            "priority": {"type": "integer", "default": 0},
+                        },
+                    )
+                ),
+                "responses": queued,
             }
         },
         "/api/patients/erase": {
             "post": {
                 "summary": "Erase every study of one patient in a partition (GDPR Art. 17)",
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "required": ["patientId"],
-                                "additionalProperties": False,
-                                "properties": {
-                                    "patientId": {"type": "string"},
-                                    "issuerOfPatientId": {"type": "string"},
-                                    "partition": {"type": "string", "default": "default"},
-                                },
-                            }
-                        }
-                    },
-                },
+                "requestBody": _body(
+                    _closed(
+                        ["patientId"],
+                        {
+                            "patientId": {"type": "string"},
+                            "issuerOfPatientId": {"type": "string"},
+                            "partition": {"type": "string", "default": "default"},
+                        },
+                    )
+                ),
                 "responses": {
                     "200": _json({"type": "object"}, "erased: studies and counts"),
                     "404": _json(_ERROR, "no study of this patient"),
@@ -143,24 +122,17 @@ def job_paths() -> dict[str, Any]:
         "/api/grants": {
             "post": {
                 "summary": "Share one study for reading with one principal (a study grant)",
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "required": ["study", "subject"],
-                                "additionalProperties": False,
-                                "properties": {
-                                    "study": {"type": "string"},
-                                    "subject": {"type": "string"},
-                                    "expiresInSeconds": {"type": "integer", "minimum": 1},
-                                    "partition": {"type": "string"},
-                                },
-                            }
-                        }
-                    },
-                },
+                "requestBody": _body(
+                    _closed(
+                        ["study", "subject"],
+                        {
+                            "study": {"type": "string"},
+                            "subject": {"type": "string"},
+                            "expiresInSeconds": {"type": "integer", "minimum": 1},
+                            "partition": {"type": "string"},
+                        },
+                    )
+                ),
                 "responses": {
                     "201": _json({"type": "object"}, "the grant"),
                     "400": _json(_ERROR, "invalid request"),
@@ -201,10 +173,7 @@ def job_paths() -> dict[str, Any]:
             "put": {
                 "summary": "Create or replace a forwarding rule",
                 "parameters": [name],
-                "requestBody": {
-                    "required": True,
-                    "content": {"application/json": {"schema": _RULE}},
-                },
+                "requestBody": _body(_RULE),
                 "responses": {
                     "200": _json(_RULE, "replaced"),
                     "201": _json(_RULE, "created"),
