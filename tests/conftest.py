@@ -23,6 +23,8 @@ from typing import IO
 import httpx
 import pytest
 
+from tests.builders import multipart
+
 
 def require_component(name: str, available: bool) -> None:
     if available:
@@ -61,6 +63,34 @@ class RunningServer:
 
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def hounsfield_cli(
+    data_dir: Path, *args: str, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The `hounsfield` command as a user runs it on an archive's data directory, with none of
+    this process's HOUNSFIELD_* variables: only `extra_env` adds configuration."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("HOUNSFIELD_")},
+        "HOUNSFIELD_DATA_DIR": str(data_dir),
+        **(extra_env or {}),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "hounsfield.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def stow(root: str, *parts: bytes) -> None:
+    """Store DICOM files through STOW-RS (PS3.18 10.5) at `root`, a DICOMweb root or a
+    partition's (`{dicomweb}/partitions/{name}`); any answer but 200 fails the test."""
+    body, content_type = multipart(list(parts))
+    response = httpx.post(f"{root}/studies", content=body, headers={"content-type": content_type})
+    assert response.status_code == 200, response.text
 
 
 def start_server(

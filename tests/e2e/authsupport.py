@@ -3,12 +3,8 @@ helpers to act as a principal against it. Imported by the authentication test mo
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
@@ -55,22 +51,6 @@ class Secured:
             base + "/studies", content=body, headers={**headers, "content-type": content_type}
         )
         return response, uids
-
-
-def hounsfield_cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """The `hounsfield` command on the server's data directory (its SQLite index)."""
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("HOUNSFIELD_")},
-        "HOUNSFIELD_DATA_DIR": str(data_dir),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "hounsfield.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,14 @@ import pytest
 
 from hounsfield.domain.audit import validate_xml
 from tests.builders import make_instance, multipart, uid
-from tests.conftest import RunningServer, free_port, require_tool, start_server, stop_server
+from tests.conftest import (
+    RunningServer,
+    free_port,
+    hounsfield_cli,
+    require_tool,
+    start_server,
+    stop_server,
+)
 
 
 @pytest.fixture(scope="module")
@@ -169,19 +176,6 @@ def test_dimse_store_and_find_are_audited(archive: RunningServer, tmp_path: Path
     check_xml(queries[0])
 
 
-def _verify(data_dir: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOUNSFIELD_")}
-    env["HOUNSFIELD_DATA_DIR"] = str(data_dir)
-    return subprocess.run(
-        [sys.executable, "-m", "hounsfield.cli", "audit", "verify"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env=env,
-    )
-
-
 def test_tampering_is_detected(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     server = start_server(data_dir)
@@ -195,7 +189,7 @@ def test_tampering_is_detected(tmp_path: Path) -> None:
         assert len(wait_for(server, lambda r: r["seq"] >= 4)) >= 1
     finally:
         stop_server(server)
-    intact = _verify(data_dir)
+    intact = hounsfield_cli(data_dir, "audit", "verify")
     assert intact.returncode == 0, intact.stdout + intact.stderr
     assert "intact" in intact.stdout
 
@@ -205,7 +199,7 @@ def test_tampering_is_detected(tmp_path: Path) -> None:
             conn.execute("UPDATE audit_log SET user_id = 'someone-else' WHERE seq = 2")
         conn.execute("DROP TRIGGER audit_log_no_update")
         conn.execute("UPDATE audit_log SET user_id = 'someone-else' WHERE seq = 2")
-    broken = _verify(data_dir)
+    broken = hounsfield_cli(data_dir, "audit", "verify")
     assert broken.returncode == 1
     assert "record 2" in broken.stderr and "hash" in broken.stderr
 

@@ -15,8 +15,8 @@ import httpx
 import orjson
 import pytest
 
-from tests.conftest import free_port, start_server, stop_server
-from tests.e2e.authsupport import Secured, hounsfield_cli
+from tests.conftest import free_port, hounsfield_cli, start_server, stop_server
+from tests.e2e.authsupport import Secured
 from tests.oidcsupport import new_key, unsigned_token
 
 #: One request per kind of route, each needing credentials.

@@ -15,7 +15,8 @@ import orjson
 import pytest
 
 from tests.builders import make_instance, multipart, uid
-from tests.e2e.authsupport import Secured, hounsfield_cli
+from tests.conftest import hounsfield_cli
+from tests.e2e.authsupport import Secured
 
 Headers = dict[str, str]
 Attempt = Callable[[Secured, Headers], httpx.Response]

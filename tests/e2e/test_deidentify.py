@@ -4,9 +4,6 @@ patient's name; `hounsfield export --deidentify` writes a folder; both are audit
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +13,7 @@ import pytest
 from pydicom import dcmread
 
 from tests.builders import make_instance, multipart, uid
-from tests.conftest import RunningServer, start_server, stop_server
+from tests.conftest import RunningServer, hounsfield_cli, start_server, stop_server
 
 
 @pytest.fixture(scope="module")
@@ -117,17 +114,10 @@ def test_api_refuses_bad_requests(archive: RunningServer) -> None:
 
 def test_cli_export_writes_a_deidentified_folder(archive: RunningServer, tmp_path: Path) -> None:
     study = store_study(archive, burned_in=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOUNSFIELD_")}
-    env["HOUNSFIELD_DATA_DIR"] = str(archive.data_dir)
     target = tmp_path / "out"
-    command = [sys.executable, "-m", "hounsfield.cli", "export", "--deidentify", study, "--quiet"]
-    done = subprocess.run(
-        [*command, "--to", str(target), "--option", "retain-uids"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env=env,
+    command = ["export", "--deidentify", study, "--quiet"]
+    done = hounsfield_cli(
+        archive.data_dir, *command, "--to", str(target), "--option", "retain-uids"
     )
     # Two objects have Burned In Annotation YES: refused, and the exit status says so.
     assert done.returncode == 1, done.stdout + done.stderr
@@ -141,13 +131,8 @@ def test_cli_export_writes_a_deidentified_folder(archive: RunningServer, tmp_pat
         assert "Sensitive" not in str(ds) and "MRN-777" not in str(ds)
         codes = [item.CodeValue for item in ds.DeidentificationMethodCodeSequence]
         assert codes == ["113100", "113110"]
-    allowed = subprocess.run(
-        [*command, "--to", str(tmp_path / "all"), "--allow-burned-in"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env=env,
+    allowed = hounsfield_cli(
+        archive.data_dir, *command, "--to", str(tmp_path / "all"), "--allow-burned-in"
     )
     assert allowed.returncode == 0, allowed.stdout + allowed.stderr
     assert len(list((tmp_path / "all").rglob("*.dcm"))) == 4

@@ -4,9 +4,6 @@ removed with their study."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,7 +12,7 @@ import numpy as np
 import pydicom
 
 from tests.builders import multipart
-from tests.conftest import start_server, stop_server
+from tests.conftest import hounsfield_cli, start_server, stop_server
 from tests.pixelsupport import corpus_bytes, decode_file, split_multipart
 
 NAME = "MR_small_jp2klossless.dcm"
@@ -67,17 +64,7 @@ def test_copy_lifecycle(tmp_path: Path) -> None:
         [(_, raw)] = split_multipart(frame.headers["content-type"], frame.content)
         assert raw == expected[0].astype(expected[0].dtype.newbyteorder("<")).tobytes()
 
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("HOUNSFIELD_")},
-            "HOUNSFIELD_DATA_DIR": str(data_dir),
-        }
-        check = subprocess.run(
-            [sys.executable, "-m", "hounsfield.cli", "check", "--quiet"],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        check = hounsfield_cli(data_dir, "check", "--quiet")
         assert check.returncode == 0, check.stdout + check.stderr
 
         assert httpx.delete(f"{server.dicomweb}/studies/{ds.StudyInstanceUID}").status_code in (

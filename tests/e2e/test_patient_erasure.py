@@ -6,10 +6,7 @@ export copies the stored bytes with a manifest."""
 from __future__ import annotations
 
 import hashlib
-import os
 import secrets
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,8 +16,16 @@ import orjson
 import pytest
 import redis
 
-from tests.builders import make_dataset, multipart, to_bytes
-from tests.conftest import RunningServer, free_port, require_component, start_server, stop_server
+from tests.builders import make_dataset, to_bytes
+from tests.conftest import (
+    RunningServer,
+    free_port,
+    hounsfield_cli,
+    require_component,
+    start_server,
+    stop_server,
+    stow,
+)
 from tests.contract.test_bus_contract import reachable
 from tests.contract.test_cache_contract import REDIS_URL, drop_prefix
 
@@ -48,18 +53,10 @@ def server(prefix: str, tmp_path: Path) -> Iterator[RunningServer]:
     stop_server(running)
 
 
-def stow(server: RunningServer, *datasets: bytes) -> None:
-    body, content_type = multipart(list(datasets))
-    response = httpx.post(
-        f"{server.dicomweb}/studies", content=body, headers={"content-type": content_type}
-    )
-    assert response.status_code == 200, response.text
-
-
 def test_erase_a_patient_everywhere(server: RunningServer, prefix: str) -> None:
     erased = [make_dataset(patient_id="GDPR-1", instance_number=n) for n in (1, 2)]
     kept = make_dataset(patient_id="KEEP-1")
-    stow(server, *(to_bytes(ds) for ds in [*erased, kept]))
+    stow(server.dicomweb, *(to_bytes(ds) for ds in [*erased, kept]))
     for ds in erased:
         instance = (
             f"{server.dicomweb}/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
@@ -123,29 +120,17 @@ def test_erase_a_patient_everywhere(server: RunningServer, prefix: str) -> None:
 def test_export_a_patient(server: RunningServer, tmp_path: Path) -> None:
     datasets = [make_dataset(patient_id="EXPORT-1", instance_number=n) for n in (1, 2, 3)]
     sent = {str(ds.SOPInstanceUID): to_bytes(ds) for ds in datasets}
-    stow(server, *sent.values(), to_bytes(make_dataset(patient_id="OTHER")))
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("HOUNSFIELD_")},
-        "HOUNSFIELD_DATA_DIR": str(server.data_dir),
-    }
+    stow(server.dicomweb, *sent.values(), to_bytes(make_dataset(patient_id="OTHER")))
     out = tmp_path / "export"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "hounsfield.cli",
-            "patient",
-            "export",
-            "--patient-id",
-            "EXPORT-1",
-            "--to",
-            str(out),
-            "--quiet",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
+    done = hounsfield_cli(
+        server.data_dir,
+        "patient",
+        "export",
+        "--patient-id",
+        "EXPORT-1",
+        "--to",
+        str(out),
+        "--quiet",
     )
     assert done.returncode == 0, done.stderr
     files = {p.stem: p.read_bytes() for p in out.rglob("*.dcm")}
@@ -154,20 +139,5 @@ def test_export_a_patient(server: RunningServer, tmp_path: Path) -> None:
     assert {f["sha256"] for f in manifest["files"]} == {
         hashlib.sha256(data).hexdigest() for data in sent.values()
     }
-    missing = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "hounsfield.cli",
-            "patient",
-            "erase",
-            "--patient-id",
-            "NOBODY",
-            "--yes",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    missing = hounsfield_cli(server.data_dir, "patient", "erase", "--patient-id", "NOBODY", "--yes")
     assert missing.returncode == 1 and "no study" in missing.stderr

@@ -16,7 +16,7 @@ from dicomweb_client.api import DICOMwebClient
 from PIL import Image
 
 from tests.builders import multipart
-from tests.conftest import RunningServer, start_server, stop_server
+from tests.conftest import RunningServer, start_server, stop_server, stow
 from tests.pixelsupport import corpus_bytes, split_multipart
 
 FILES = {
@@ -33,13 +33,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     running = start_server(tmp_path_factory.mktemp("pixels-rendered") / "data")
     try:
         for partition, name in FILES.items():
-            body, content_type = multipart([corpus_bytes(name)])
-            response = httpx.post(
-                f"{running.dicomweb}/partitions/{partition}/studies",
-                content=body,
-                headers={"content-type": content_type},
-            )
-            assert response.status_code == 200, response.text
+            stow(f"{running.dicomweb}/partitions/{partition}", corpus_bytes(name))
         # A plan without pixels in the multi-frame image's study: rendered studies skip it.
         plan = pydicom.dcmread(io.BytesIO(corpus_bytes(FILES["sr"])))
         plan.StudyInstanceUID = pydicom.dcmread(
@@ -50,13 +44,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
         )
         buffer = io.BytesIO()
         plan.save_as(buffer)
-        body, content_type = multipart([buffer.getvalue()])
-        response = httpx.post(
-            f"{running.dicomweb}/partitions/ybr/studies",
-            content=body,
-            headers={"content-type": content_type},
-        )
-        assert response.status_code == 200, response.text
+        stow(f"{running.dicomweb}/partitions/ybr", buffer.getvalue())
         yield running
     finally:
         stop_server(running)

@@ -16,8 +16,7 @@ import pydicom
 import pytest
 from dicomweb_client.api import DICOMwebClient
 
-from tests.builders import multipart
-from tests.conftest import RunningServer, start_server, stop_server
+from tests.conftest import RunningServer, start_server, stop_server, stow
 from tests.pixelsupport import corpus_bytes, decode_file, split_multipart
 
 FILES = {
@@ -42,13 +41,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     running = start_server(tmp_path_factory.mktemp("pixels-wado") / "data")
     try:
         for partition, name in FILES.items():
-            body, content_type = multipart([corpus_bytes(name)])
-            response = httpx.post(
-                f"{running.dicomweb}/partitions/{partition}/studies",
-                content=body,
-                headers={"content-type": content_type},
-            )
-            assert response.status_code == 200, response.text
+            stow(f"{running.dicomweb}/partitions/{partition}", corpus_bytes(name))
         yield running
     finally:
         stop_server(running)

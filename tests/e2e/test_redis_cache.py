@@ -11,8 +11,8 @@ import httpx
 import pytest
 import redis
 
-from tests.builders import make_dataset, multipart, to_bytes
-from tests.conftest import RunningServer, require_component, start_server, stop_server
+from tests.builders import make_dataset, to_bytes
+from tests.conftest import RunningServer, require_component, start_server, stop_server, stow
 from tests.contract.test_bus_contract import reachable
 from tests.contract.test_cache_contract import REDIS_URL, drop_prefix
 
@@ -42,14 +42,6 @@ def client() -> Iterator[redis.Redis]:
     connection.close()
 
 
-def stow(server: RunningServer, *parts: bytes) -> None:
-    body, content_type = multipart(list(parts))
-    response = httpx.post(
-        server.dicomweb + "/studies", content=body, headers={"content-type": content_type}
-    )
-    assert response.status_code == 200, response.text
-
-
 def metadata(url: str) -> list[dict[str, object]]:
     response = httpx.get(url)
     assert response.status_code == 200, response.text
@@ -74,7 +66,7 @@ def test_metadata_through_redis_and_after_delete_and_store_again(
         patient_id="CACHE-1",
         instance_number=2,
     )
-    stow(cached_server, to_bytes(first), to_bytes(second))
+    stow(cached_server.dicomweb, to_bytes(first), to_bytes(second))
     series_url = (
         f"{cached_server.dicomweb}/studies/{first.StudyInstanceUID}"
         f"/series/{first.SeriesInstanceUID}/metadata"
@@ -111,7 +103,7 @@ def test_metadata_through_redis_and_after_delete_and_store_again(
         instance_number=1,
         SeriesDescription="Stored again",
     )
-    stow(cached_server, to_bytes(again))
+    stow(cached_server.dicomweb, to_bytes(again))
     served = metadata(series_url)
     assert [value(d, "00080018") for d in served] == [first.SOPInstanceUID, second.SOPInstanceUID]
     assert value(served[0], "0008103E") == "Stored again"  # SeriesDescription of the new object

@@ -4,10 +4,8 @@ HOUNSFIELD_BLOB_URL and the standard AWS variables: STOW-RS, WADO-RS and DELETE 
 
 from __future__ import annotations
 
-import os
 import secrets
 import subprocess
-import sys
 from collections.abc import Iterator
 
 import httpx
@@ -15,7 +13,7 @@ import pytest
 from dicomweb_client.api import DICOMwebClient
 
 from tests.builders import make_dataset, multipart, to_bytes
-from tests.conftest import RunningServer, start_server, stop_server
+from tests.conftest import RunningServer, hounsfield_cli, start_server, stop_server
 from tests.s3support import BUCKET, MotoServer, shared_moto, unique_prefix
 
 
@@ -88,20 +86,8 @@ def test_check_reads_and_lists_the_bucket(
     assert response.status_code == 200, response.text
 
     def check() -> subprocess.CompletedProcess[str]:
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("HOUNSFIELD_")},
-            **s3.environ,
-            "HOUNSFIELD_DATA_DIR": str(s3_server.data_dir),
-            "HOUNSFIELD_BLOB_URL": f"s3://{BUCKET}/{prefix}",
-        }
-        return subprocess.run(
-            [sys.executable, "-m", "hounsfield.cli", "check", "--quiet"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        blobs = {**s3.environ, "HOUNSFIELD_BLOB_URL": f"s3://{BUCKET}/{prefix}"}
+        return hounsfield_cli(s3_server.data_dir, "check", "--quiet", extra_env=blobs)
 
     clean = check()
     assert clean.returncode == 0, clean.stderr

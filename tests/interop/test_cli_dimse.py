@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +12,14 @@ import httpx
 import pytest
 
 from tests.builders import make_dataset, to_bytes, uid
-from tests.conftest import RunningServer, free_port, require_tool, start_server, stop_server
+from tests.conftest import (
+    RunningServer,
+    free_port,
+    hounsfield_cli,
+    require_tool,
+    start_server,
+    stop_server,
+)
 
 pytestmark = pytest.mark.services
 
@@ -31,17 +36,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
 def hounsfield(
     tmp_path: Path, *args: str, ae_title: str = "CLIENT"
 ) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOUNSFIELD_")}
-    env["HOUNSFIELD_DATA_DIR"] = str(tmp_path / "client")
-    env["HOUNSFIELD_AE_TITLE"] = ae_title
-    return subprocess.run(
-        [sys.executable, "-m", "hounsfield.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
+    return hounsfield_cli(tmp_path / "client", *args, extra_env={"HOUNSFIELD_AE_TITLE": ae_title})
 
 
 def test_echo_send_find_move(server: RunningServer, tmp_path: Path) -> None:

@@ -16,8 +16,8 @@ import httpx
 import pytest
 from pydicom import dcmread
 
-from tests.builders import make_dataset, multipart, to_bytes, uid
-from tests.conftest import RunningServer, free_port, require_tool, start_server, stop_server
+from tests.builders import make_dataset, to_bytes, uid
+from tests.conftest import RunningServer, free_port, require_tool, start_server, stop_server, stow
 
 pytestmark = pytest.mark.services
 
@@ -72,14 +72,6 @@ def destination(server: RunningServer, tmp_path: Path) -> Iterator[StoreScp]:
     scp.stop()
 
 
-def stow(server: RunningServer, *datasets: bytes) -> None:
-    body, content_type = multipart(list(datasets))
-    response = httpx.post(
-        f"{server.dicomweb}/studies", content=body, headers={"Content-Type": content_type}
-    )
-    assert response.status_code == 200, response.text
-
-
 def put_rule(server: RunningServer, name: str, rule: dict[str, object]) -> None:
     response = httpx.put(f"{server.url}/api/forward-rules/{name}", json=rule)
     assert response.status_code == 201, response.text
@@ -114,7 +106,7 @@ def test_instances_matching_a_rule_are_forwarded(
     ct = [make_dataset(study_uid=study, patient_id="FWD-1", instance_number=n) for n in (1, 2)]
     mr = make_dataset(study_uid=study, patient_id="FWD-1", modality="MR")
     other_patient = make_dataset(patient_id="ELSEWHERE")
-    stow(server, *(to_bytes(ds) for ds in [*ct, mr, other_patient]))
+    stow(server.dicomweb, *(to_bytes(ds) for ds in [*ct, mr, other_patient]))
     wanted = {str(ds.SOPInstanceUID) for ds in ct}
     wait_for(lambda: destination.received() == wanted)
     wait_for(lambda: len(jobs(server, state="succeeded")) >= 2)
@@ -139,10 +131,10 @@ def test_stable_study_is_forwarded_once_in_one_job_after_retries(
     )
     study = uid()
     first = [make_dataset(study_uid=study, patient_id="STB", instance_number=n) for n in (1, 2)]
-    stow(server, *(to_bytes(ds) for ds in first))
+    stow(server.dicomweb, *(to_bytes(ds) for ds in first))
     later = make_dataset(study_uid=study, patient_id="STB", modality="SR", series_uid=uid())
     time.sleep(1)
-    stow(server, to_bytes(later))  # within the quiet period: still one announcement
+    stow(server.dicomweb, to_bytes(later))  # within the quiet period: still one announcement
     # The destination is down: the job fails, is retried with back-off, and succeeds once
     # storescp starts.
     wait_for(lambda: any(j["attempts"] >= 1 and j["state"] == "queued" for j in jobs(server)))
@@ -163,7 +155,7 @@ def test_dead_letters_are_listed_and_retried_by_the_operator(
 ) -> None:
     study = uid()
     sent = make_dataset(study_uid=study, patient_id="DEAD")
-    stow(server, to_bytes(sent))
+    stow(server.dicomweb, to_bytes(sent))
     late_aet = f"LATE{free_port() % 10000}"
     queued = httpx.post(f"{server.url}/api/forward", json={"destination": late_aet, "study": study})
     assert queued.status_code == 202, queued.text
@@ -262,7 +254,7 @@ def test_a_separate_worker_process_runs_the_jobs(tmp_path: Path) -> None:
         put_rule(server, "all", {"destination": "WORKERDEST"})
         scp.start()
         sent = make_dataset(patient_id="W")
-        stow(server, to_bytes(sent))
+        stow(server.dicomweb, to_bytes(sent))
         time.sleep(1.5)
         [job] = jobs(server)
         assert job["state"] == "queued"  # no worker in the server
@@ -290,7 +282,10 @@ def test_fetch_a_study_from_a_remote_archive_as_a_job(
     here = start_server(tmp_path / "b", {"HOUNSFIELD_AE_TITLE": "FETCHER"})
     try:
         study = uid()
-        stow(server, *(to_bytes(make_dataset(study_uid=study, instance_number=n)) for n in (1, 2)))
+        stow(
+            server.dicomweb,
+            *(to_bytes(make_dataset(study_uid=study, instance_number=n)) for n in (1, 2)),
+        )
         # A (AE HOUNSFIELD) may send to B; B knows A as a remote AE.
         for url, aet, port in (
             (server.url, "FETCHER", here.dimse_port),
