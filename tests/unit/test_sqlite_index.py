@@ -18,7 +18,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hounsfield.adapters.index.postgres.read import PG
 from hounsfield.adapters.index.sql.columns import fold_name
 from hounsfield.adapters.index.sql.compile import (
     compile_prefilter,
@@ -26,7 +25,7 @@ from hounsfield.adapters.index.sql.compile import (
     prefix_upper_bound,
 )
 from hounsfield.adapters.index.sql.migrations import MigrationError, discover
-from hounsfield.adapters.index.sql.query import candidate_statements, walk_pays, walk_probe
+from hounsfield.adapters.index.sql.query import candidate_statements, walk_probe
 from hounsfield.adapters.index.sqlite import SqliteIndex
 from hounsfield.adapters.index.sqlite.connection import ReaderPool, open_connection
 from hounsfield.adapters.index.sqlite.groupcommit import GroupCommitter
@@ -318,19 +317,34 @@ def test_a_paged_name_search_walks_the_studies_only_when_the_name_is_common(
 ) -> None:
     """Study keys in order (stable paging) from a name prefix: collecting and sorting every
     match costs the whole result, walking the studies in key order costs the page over the
-    density; `walk_pays` picks the cheaper from counts, and the fixed statistics of the
-    migrations make SQLite run each form as meant (figures from bench.index_scale's archive:
-    36,732 patients, 100,000 studies)."""
+    density; `walk_probe` picks the cheaper from the table sizes and a count of the names
+    that stops at the threshold, and the fixed statistics of the migrations make SQLite run
+    each form as meant (sizes of bench.index_scale's archive: 36,732 patients, 100,000
+    studies)."""
     name = MatchKey(PATIENT_NAME, "PN", Wildcard("B*"))
     page = Query(Level.STUDY, keys=(name,), limit=100)
-    assert walk_pays(page, (2_300, 36_732, 100_000))  # "B*": 6% of the studies
-    assert not walk_pays(page, (460, 36_732, 100_000))  # "SMITH*": 1.25%
-    assert walk_pays(page, (460, 36_732, 100_000), PG)  # collecting costs more there
-    assert not walk_pays(page, (50, 36_732, 100_000))
-    assert not walk_pays(
-        Query(Level.STUDY, keys=(name,), limit=100, offset=6_000), (2_300, 36_732, 100_000)
-    )
-    assert not walk_pays(page, (0, 0, 0))
+    limits: list[object] = []
+
+    def decide(query: Query, matching: int, owners: int | None, studies: int | None) -> bool:
+        def first(sql: str, params: list[object]) -> tuple[object, ...]:
+            if "max(pk)" in sql:
+                return (owners, studies)
+            limits.append(params[-1])
+            return (min(matching, int(str(params[-1]))),)
+
+        return walk_probe(query, first)
+
+    assert decide(page, 2_300, 36_732, 100_000)  # "B*": 6% of the studies
+    assert limits == [826]  # 36,732 * sqrt(101 / (2 * 100,000)): counting stops there
+    assert not decide(page, 460, 36_732, 100_000)  # "SMITH*": 1.25%
+    assert not decide(page, 50, 36_732, 100_000)
+    deep = Query(Level.STUDY, keys=(name,), limit=100, offset=6_000)
+    assert not decide(deep, 2_300, 36_732, 100_000)  # 6,101 keys: collecting is cheaper
+    assert not decide(page, 0, None, None)  # an empty index
+
+    def unreachable(sql: str, params: list[object]) -> tuple[object, ...]:
+        raise AssertionError(sql)
+
     date = MatchKey("00080020", "DA", Range("20240101", None))
     for no_choice in (
         Query(Level.STUDY, keys=(name,)),  # unpaged: every match is read anyway
@@ -338,15 +352,13 @@ def test_a_paged_name_search_walks_the_studies_only_when_the_name_is_common(
         Query(Level.STUDY, keys=(name, date), limit=100),
         Query(Level.STUDY, keys=(name,), limit=100, fuzzy=True),
     ):
-        assert walk_probe(no_choice) is None, no_choice
+        assert not walk_probe(no_choice, unreachable), no_choice
 
     index = SqliteIndex(tmp_path / "index.db", durable=False)
     try:
         index.migrate()
         conn = index._readers.get()
-        probe = walk_probe(page)
-        assert probe is not None
-        assert conn.execute(*probe).fetchone() == (0, None, None)
+        assert not walk_probe(page, lambda sql, params: conn.execute(sql, params).fetchone())
 
         def plan(walk: bool) -> str:
             sql, params = candidate_statements(page, walk=walk)[0]

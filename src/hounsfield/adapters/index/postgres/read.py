@@ -5,6 +5,11 @@ psycopg's client-side cursors receive a statement's whole result at once, so the
 streams are read in keyset pages (`sql.query.keyset_stream`) sized from the query's limit: a
 first page of 100 studies asks for ~101 keys, not for the key of every study in the archive.
 
+A paged name search leaves the choice between collecting the matching studies and walking
+them in key order (`sql.query.walk_probe`, which SQLite needs) to the planner: its histograms
+on the folded names and its LIMIT-aware costs choose without a statement more, and migration
+0009 makes both plans index-only.
+
 A query's statements run in autocommit, each on the latest commits, not in one snapshot:
 BEGIN and COMMIT would be two more round trips (a third of a key lookup's time). Nothing
 breaks: every fetched row is confirmed by the matcher on what it holds now, a row deleted
@@ -28,18 +33,14 @@ from hounsfield.adapters.index.sql.query import (
     fetch_statement,
     keyset_stream,
     merge_unique,
-    walk_pays,
-    walk_probe,
 )
 from hounsfield.adapters.index.sql.rows import decode_bulk, decode_pixel
 from hounsfield.domain.model import Level
 from hounsfield.domain.query import Query
 from hounsfield.ports.index import Event, InstanceKey, QueryPage, RemoteAE, Stats, StoredInstance
 
-#: psycopg placeholders; name wild cards without a prefix become LIKE (pg_trgm indexes them);
-#: a study key collected costs an index probe per patient and a sort, ~18 times a key walked
-#: (2.7 against 0.15 us at 1M instances): see docs/perf.md.
-PG = Dialect("%s", contains=True, walk_advantage=16)
+#: psycopg placeholders; name wild cards without a prefix become LIKE (pg_trgm indexes them).
+PG = Dialect("%s", contains=True)
 
 
 def run_query(conn: Conn, query: Query) -> QueryPage:
@@ -49,11 +50,9 @@ def run_query(conn: Conn, query: Query) -> QueryPage:
     def run(sql: str, params: list[object]) -> Iterable[tuple[int]]:
         return conn.execute(sql, params).fetchall()
 
-    probe = walk_probe(query, PG)
-    walk = probe is not None and walk_pays(query, conn.execute(*probe).fetchone(), PG)
     streams = [
         keyset_stream(run, sql, params, first)
-        for sql, params in candidate_statements(query, PG, keyset=True, walk=walk)
+        for sql, params in candidate_statements(query, PG, keyset=True)
     ]
 
     def fetch(pks: list[int]) -> Iterable[Row]:

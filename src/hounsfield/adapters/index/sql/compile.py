@@ -56,19 +56,14 @@ _SURROGATES = range(0xD800, 0xE000)
 
 @dataclass(frozen=True, slots=True)
 class Dialect:
-    """What differs between back ends here: the parameter placeholder, whether a name
+    """What differs between back ends here: the parameter placeholder, and whether a name
     wild card without a literal prefix ("*SMITH*") should become `fold LIKE '%smith%'`
-    (worth it where a trigram index serves LIKE: PostgreSQL with pg_trgm), and how many
-    study keys a walk in key order reads for the cost of collecting and sorting one
-    (`sql.query.walk_pays`; measured at 1M instances, see docs/perf.md)."""
+    (worth it where a trigram index serves LIKE: PostgreSQL with pg_trgm)."""
 
     param: str = "?"
     contains: bool = False
-    walk_advantage: int = 2
 
 
-#: A study key collected (an index probe per patient, a sort) costs ~2.5 times a key walked
-#: (0.28 against 0.11 us at 1M instances).
 SQLITE = Dialect("?")
 
 

@@ -19,7 +19,6 @@ from hounsfield.adapters.index.sql.query import (
     confirm,
     fetch_statement,
     merge_unique,
-    walk_pays,
     walk_probe,
 )
 from hounsfield.adapters.index.sql.rows import decode_bulk, decode_pixel, loads
@@ -37,9 +36,8 @@ from hounsfield.ports.index import (
 
 def run_query(conn: sqlite3.Connection, query: Query) -> QueryPage:
     """Matches of `query`, `offset` and `limit` applied after confirmation (`sql.query`); a
-    paged name search first counts its matching owners to choose how to read (`walk_pays`)."""
-    probe = walk_probe(query)
-    walk = probe is not None and walk_pays(query, conn.execute(*probe).fetchone())
+    paged name search first counts its matching names to choose how to read (`walk_probe`)."""
+    walk = walk_probe(query, lambda sql, params: conn.execute(sql, params).fetchone())
     streams = [conn.execute(sql, params) for sql, params in candidate_statements(query, walk=walk)]
 
     def fetch(pks: list[int]) -> list[Row]:
