@@ -3,15 +3,12 @@ sends, implicit/explicit VR rewriting, refused compressed syntaxes and unreachab
 
 from __future__ import annotations
 
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from pydicom import dcmread
 from pydicom.encaps import encapsulate
-from pydicom.filereader import read_preamble
 from pydicom.uid import JPEGBaseline8Bit
 
 from hounsfield.adapters.blobs.memory import MemoryBlobStore
@@ -20,35 +17,11 @@ from hounsfield.ports.dicom_network import OutgoingObject
 from hounsfield.ports.index import RemoteAE, StoredInstance
 from hounsfield.services.dicom_send import DicomSendService, SendOutcome
 from tests.builders import make_dataset, to_bytes
-from tests.conftest import free_port, require_tool
+from tests.conftest import free_port
+from tests.interop.dimse_support import dataset_part, start_storescp
 
 IMPLICIT = "1.2.840.10008.1.2"
 EXPLICIT = "1.2.840.10008.1.2.1"
-
-
-def dataset_bytes(data: bytes) -> bytes:
-    """The data set of a PS3.10 file, after the File Meta Information."""
-    from io import BytesIO
-
-    from pydicom.filereader import _read_file_meta_info
-
-    fp = BytesIO(data)
-    read_preamble(fp, False)
-    _read_file_meta_info(fp)
-    return data[fp.tell() :]
-
-
-def start_storescp(out: Path, *options: str) -> tuple[subprocess.Popen[bytes], int]:
-    tool = require_tool("storescp")
-    port = free_port()
-    out.mkdir(parents=True, exist_ok=True)
-    process = subprocess.Popen(
-        [tool, "-aet", "DEST", "-od", str(out), "+B", *options, str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    time.sleep(0.3)
-    return process, port
 
 
 @pytest.fixture
@@ -110,8 +83,8 @@ def test_stored_bytes_arrive_unchanged(storescp: tuple[Path, int], tmp_path: Pat
     assert [r.outcome for r in results] == [SendOutcome.COMPLETED] * 3
     received = sorted(out.iterdir())
     assert len(received) == 3
-    sent = {dataset_bytes(d) for d in originals}
-    assert {dataset_bytes(p.read_bytes()) for p in received} == sent
+    sent = {dataset_part(d) for d in originals}
+    assert {dataset_part(p.read_bytes()) for p in received} == sent
 
 
 @pytest.mark.parametrize("storescp", [("+xi",)], indirect=True)

@@ -1,5 +1,5 @@
-"""Helpers for DIMSE tests: a corpus of pydicom's test files, raw upper-layer PDUs, and checks
-against the server's DICOMweb side."""
+"""Helpers for DIMSE tests: a corpus of pydicom's test files, raw upper-layer PDUs, a DCMTK
+storescp peer, and checks against the server's DICOMweb side."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import io
 import re
 import socket
 import struct
+import subprocess
+import time
 import warnings
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate
 
 from tests.builders import make_dataset, to_bytes, uid
+from tests.conftest import free_port, require_tool
 
 #: (pydicom test file, DCMTK storescu option proposing its transfer syntax)
 CORPUS: list[tuple[str, str]] = [
@@ -80,6 +83,21 @@ def dataset_part(part10: bytes) -> bytes:
     assert (group, element, vr, length) == (2, 0, b"UL", 4)
     (meta_length,) = struct.unpack_from("<I", part10, 140)
     return part10[144 + meta_length :]
+
+
+def start_storescp(out: Path, *options: str) -> tuple[subprocess.Popen[bytes], int]:
+    """DCMTK storescp as AE DEST on a free port, writing what it receives into `out` as it
+    came (+B, bit-preserving); `options` add to its command line (+xa: every syntax)."""
+    tool = require_tool("storescp")
+    port = free_port()
+    out.mkdir(parents=True, exist_ok=True)
+    process = subprocess.Popen(
+        [tool, "-aet", "DEST", "-od", str(out), "+B", *options, str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(0.3)
+    return process, port
 
 
 def retrieve(dicomweb: str, ds: Dataset) -> bytes:

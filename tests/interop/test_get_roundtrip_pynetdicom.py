@@ -13,12 +13,12 @@ import httpx
 import pytest
 from pydicom import dcmread
 from pydicom.data import get_testdata_file
-from pydicom.filereader import _read_file_meta_info, read_preamble
 from pynetdicom import AE, build_role, evt
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelGet
 
 from tests.builders import multipart
 from tests.conftest import RunningServer, start_server, stop_server
+from tests.interop.dimse_support import dataset_part
 from tests.pixelsupport import decode_file
 
 pytestmark = pytest.mark.services
@@ -32,13 +32,6 @@ FILES = (
     "JPEG2000.dcm",  # Secondary Capture, JPEG 2000
     "SC_rgb_rle.dcm",  # Secondary Capture, RLE lossless
 )
-
-
-def dataset_bytes(data: bytes) -> bytes:
-    fp = BytesIO(data)
-    read_preamble(fp, False)
-    _read_file_meta_info(fp)
-    return data[fp.tell() :]
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +109,7 @@ def test_every_object_comes_back_byte_identical(archive: tuple[RunningServer, di
     assert final.NumberOfCompletedSuboperations == len(sent)
     assert set(received) == set(sent)
     for sop, data in sent.items():
-        assert received[sop] == dataset_bytes(data), parsed[sop].SOPClassUID.name
+        assert received[sop] == dataset_part(data), parsed[sop].SOPClassUID.name
 
 
 def test_with_only_explicit_vr_offered_everything_arrives_uncompressed(

@@ -18,22 +18,15 @@ import httpx
 import pytest
 from pydicom import dcmread
 from pydicom.encaps import encapsulate
-from pydicom.filereader import _read_file_meta_info, read_preamble
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, JPEGBaseline8Bit
 
 from tests.builders import make_dataset, multipart, to_bytes, uid
-from tests.conftest import RunningServer, free_port, require_tool, start_server, stop_server
+from tests.conftest import RunningServer, require_tool, start_server, stop_server
+from tests.interop.dimse_support import dataset_part, start_storescp
 from tests.interop.dimse_support import suboperation_counts as counts
 
 pytestmark = pytest.mark.services
 MR = "1.2.840.10008.5.1.4.1.1.4"
-
-
-def dataset_bytes(data: bytes) -> bytes:
-    fp = BytesIO(data)
-    read_preamble(fp, False)
-    _read_file_meta_info(fp)
-    return data[fp.tell() :]
 
 
 @dataclass
@@ -240,20 +233,13 @@ def test_find_refuses_a_non_hierarchical_identifier(archive: Archive) -> None:
 
 @pytest.fixture
 def destination(archive: Archive, tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    port = free_port()
     out = tmp_path / "moved"
-    out.mkdir()
-    process = subprocess.Popen(
-        [require_tool("storescp"), "-aet", "DEST", "-od", str(out), "+B", "+xa", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    process, port = start_storescp(out, "+xa")
     response = httpx.put(
         f"{archive.server.url}/api/remote-aes/DEST",
         json={"host": "127.0.0.1", "port": port},
     )
     assert response.status_code in (200, 201), response.text
-    time.sleep(0.3)
     try:
         yield "DEST", out
     finally:
@@ -278,9 +264,9 @@ def test_move_study_to_a_registered_destination(
     )
     output = done.stdout + done.stderr
     assert counts(output) == {"Completed": 5, "Failed": 0, "Warning": 0}, output
-    received = {dataset_bytes(p.read_bytes()) for p in out.iterdir()}
+    received = {dataset_part(p.read_bytes()) for p in out.iterdir()}
     sent = {
-        dataset_bytes(data)
+        dataset_part(data)
         for data in archive.sent.values()
         if dcmread(BytesIO(data)).StudyInstanceUID == archive.study
     }
@@ -354,12 +340,12 @@ def test_get_round_trip_is_byte_identical(
     )
     output = done.stdout + done.stderr
     expected = {
-        dataset_bytes(data)
+        dataset_part(data)
         for data in archive.sent.values()
         if dcmread(BytesIO(data)).SeriesInstanceUID == uid_
     }
     assert counts(output).get("Completed") == len(expected), output[-3000:]
-    assert {dataset_bytes(p.read_bytes()) for p in out.iterdir()} == expected
+    assert {dataset_part(p.read_bytes()) for p in out.iterdir()} == expected
 
 
 def test_get_rewrites_implicit_as_explicit_when_only_that_is_accepted(

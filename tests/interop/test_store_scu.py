@@ -38,7 +38,7 @@ from hounsfield.ports.dicom_network import DicomNetworkError, OutgoingObject
 from hounsfield.ports.index import RemoteAE
 from tests.builders import make_dataset, to_bytes
 from tests.conftest import RunningServer, free_port, start_server, stop_server
-from tests.integration.test_dicom_send import dataset_bytes, start_storescp
+from tests.interop.dimse_support import dataset_part, start_storescp
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
 EXPLICIT = "1.2.840.10008.1.2.1"
@@ -107,8 +107,8 @@ def test_a_large_object_arrives_byte_identical_in_many_pdus(
         assert session.store(OutgoingObject(CT, small_ds.SOPInstanceUID, IMPLICIT, path=path)) == 0
     finally:
         session.close()
-    received = {dataset_bytes(p.read_bytes()) for p in out.iterdir()}
-    assert received == {dataset_bytes(large), dataset_bytes(small)}
+    received = {dataset_part(p.read_bytes()) for p in out.iterdir()}
+    assert received == {dataset_part(large), dataset_part(small)}
 
 
 def test_a_context_the_peer_refuses_is_not_accepted(storescp: tuple[Path, int]) -> None:
@@ -183,7 +183,7 @@ def test_objects_stored_on_our_server_are_byte_identical(own: RunningServer) -> 
     finally:
         session.close()
     for data in objects:
-        assert dataset_bytes(stored_copy(own, data)) == dataset_bytes(data)
+        assert dataset_part(stored_copy(own, data)) == dataset_part(data)
 
 
 def test_an_unknown_called_ae_is_rejected_with_its_reason(own: RunningServer) -> None:
@@ -300,7 +300,7 @@ def test_the_command_carries_the_move_originator_and_statuses_pass_through() -> 
     def script(sock: socket.socket) -> None:
         for status in (0xB000, 0xA700):
             request, received = read_message(sock)
-            assert received == dataset_bytes(data)
+            assert received == dataset_part(data)
             seen.append(request)
             respond(sock, request, status)
         assert recv_pdu(sock)[0] == PduType.A_RELEASE_RQ

@@ -44,7 +44,7 @@ from hounsfield.domain.pdu_requestor import (
 )
 from hounsfield.ports.dicom_network import OutgoingObject
 from tests.builders import make_dataset, to_bytes
-from tests.integration.test_dicom_send import dataset_bytes
+from tests.interop.dimse_support import dataset_part
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
 IMPLICIT = "1.2.840.10008.1.2"
@@ -228,14 +228,14 @@ def test_the_data_set_comes_out_as_stored_whatever_the_chunking(chunk: int, piec
     data = to_bytes(make_dataset(rows=64, columns=64))
     ds = make_dataset()
     item = OutgoingObject(ds.SOPClassUID, "1.2.3", EXPLICIT, chunks=lambda: chunked(data, chunk))
-    assert drain(item, piece) == dataset_bytes(data)
+    assert drain(item, piece) == dataset_part(data)
 
 
 def test_a_file_is_read_the_same_way(tmp_path: Path) -> None:
     data = to_bytes(make_dataset(rows=300, columns=300), IMPLICIT)
     path = tmp_path / "object.dcm"
     path.write_bytes(data)
-    assert drain(OutgoingObject(CT, "1.2.3", IMPLICIT, path=path), 16378) == dataset_bytes(data)
+    assert drain(OutgoingObject(CT, "1.2.3", IMPLICIT, path=path), 16378) == dataset_part(data)
 
 
 def test_objects_that_cannot_be_sent_fail_before_sending() -> None:
@@ -244,7 +244,7 @@ def test_objects_that_cannot_be_sent_fail_before_sending() -> None:
         open_data_set(OutgoingObject(CT, "1.2.3", IMPLICIT, chunks=lambda: iter([data])))
     with pytest.raises(ValueError, match=r"not a PS3\.10 file"):
         open_data_set(OutgoingObject(CT, "1.2.3", EXPLICIT, chunks=lambda: iter([data[128:]])))
-    meta_only = data[: len(data) - len(dataset_bytes(data))]
+    meta_only = data[: len(data) - len(dataset_part(data))]
     with pytest.raises(ValueError, match="no data set"):
         open_data_set(OutgoingObject(CT, "1.2.3", EXPLICIT, chunks=lambda: iter([meta_only])))
 
