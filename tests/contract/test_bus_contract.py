@@ -6,15 +6,12 @@ so the suite runs in parallel."""
 
 from __future__ import annotations
 
-import os
 import secrets
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
@@ -23,28 +20,15 @@ from hounsfield.ports.bus import EventBus
 from hounsfield.ports.index import Event
 from hounsfield.services.events import Deduplicator, consume, consume_once
 from tests.conftest import require_component
+from tests.servicesupport import BUS_URLS, reachable
 
 SOURCE = "urn:hounsfield:TEST"
-URLS = {
-    "redis": os.environ.get("HOUNSFIELD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"),
-    "amqp": os.environ.get("HOUNSFIELD_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F"),
-    "nats": os.environ.get("HOUNSFIELD_TEST_NATS_URL", "nats://127.0.0.1:4222"),
-}
 NAMES = {"redis": "Redis", "amqp": "RabbitMQ", "nats": "NATS JetStream"}
 ACK_WAIT = 1.0
 
 
-def reachable(url: str) -> bool:
-    parts = urlsplit(url)
-    try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 0), 1):
-            return True
-    except OSError:
-        return False
-
-
 def _open(kind: str, name: str) -> EventBus:
-    url = f"{URLS[kind]}?name={name}&ack_wait={ACK_WAIT}"
+    url = f"{BUS_URLS[kind]}?name={name}&ack_wait={ACK_WAIT}"
     if kind == "redis":
         from hounsfield.adapters.bus.redis import RedisStreamBus
 
@@ -72,7 +56,7 @@ def bus_factory(request: pytest.FixtureRequest) -> Iterator[BusFactory]:
         yield lambda: bus
         bus.close()
         return
-    require_component(NAMES[kind], reachable(URLS[kind]))
+    require_component(NAMES[kind], reachable(BUS_URLS[kind]))
     name = f"hftest-{secrets.token_hex(4)}"
 
     def factory() -> EventBus:

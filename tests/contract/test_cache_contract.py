@@ -5,7 +5,6 @@ removed afterwards, so the suite runs in parallel and beside other users of the 
 
 from __future__ import annotations
 
-import os
 import secrets
 import threading
 import time
@@ -16,9 +15,7 @@ import pytest
 from hounsfield.adapters.cache.memory import MemoryCache
 from hounsfield.ports.cache import Cache
 from tests.conftest import require_component
-from tests.contract.test_bus_contract import reachable
-
-REDIS_URL = os.environ.get("HOUNSFIELD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+from tests.servicesupport import REDIS_URL, drop_prefix, reachable
 
 #: Opens a cache on the test's store with extra URL query parameters ("ttl=0.3").
 CacheFactory = Callable[..., Cache]
@@ -32,18 +29,6 @@ def _redis_factory(prefix: str, opened: list[Cache]) -> CacheFactory:
         return opened[-1]
 
     return factory
-
-
-def drop_prefix(prefix: str) -> None:
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-        if keys:
-            client.unlink(*keys)
-    finally:
-        client.close()
 
 
 @pytest.fixture(params=["memory", "redis"])

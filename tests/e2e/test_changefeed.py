@@ -16,7 +16,7 @@ import pytest
 
 from tests.builders import make_instance, multipart, uid
 from tests.conftest import RunningServer, require_component, start_server, stop_server
-from tests.contract.test_bus_contract import URLS, reachable
+from tests.servicesupport import BUS_URLS, reachable
 
 STREAM = f"hftest-e2e-{secrets.token_hex(4)}"
 
@@ -25,8 +25,8 @@ STREAM = f"hftest-e2e-{secrets.token_hex(4)}"
 def archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     data_dir = tmp_path_factory.mktemp("changefeed") / "data"
     env = {}
-    if reachable(URLS["redis"]):
-        env["HOUNSFIELD_BUS_URL"] = f"{URLS['redis']}?name={STREAM}"
+    if reachable(BUS_URLS["redis"]):
+        env["HOUNSFIELD_BUS_URL"] = f"{BUS_URLS['redis']}?name={STREAM}"
     running = start_server(data_dir, env)
     try:
         yield running
@@ -118,10 +118,10 @@ def test_partitions_see_only_their_own_changes(archive: RunningServer) -> None:
 
 
 def test_relay_publishes_cloudevents_to_redis(archive: RunningServer, tmp_path: Path) -> None:
-    require_component("Redis", reachable(URLS["redis"]))
+    require_component("Redis", reachable(BUS_URLS["redis"]))
     from hounsfield.adapters.bus.redis import RedisStreamBus
 
-    bus = RedisStreamBus(f"{URLS['redis']}?name={STREAM}", "urn:test")
+    bus = RedisStreamBus(f"{BUS_URLS['redis']}?name={STREAM}", "urn:test")
     try:
         bus.declare("e2e")
         root = archive.url + "/dicom-web/partitions/feed-bus"
@@ -157,7 +157,7 @@ def test_latest_follows_new_changes(archive: RunningServer) -> None:
 
 def test_several_http_workers_relay_each_event_once(tmp_path: Path) -> None:
     """Workers share a data_dir: the relay lock lets exactly one of them publish."""
-    require_component("Redis", reachable(URLS["redis"]))
+    require_component("Redis", reachable(BUS_URLS["redis"]))
     import redis
 
     name = f"hftest-workers-{secrets.token_hex(4)}"
@@ -165,11 +165,11 @@ def test_several_http_workers_relay_each_event_once(tmp_path: Path) -> None:
         tmp_path / "data",
         {
             "HOUNSFIELD_HTTP_WORKERS": "2",
-            "HOUNSFIELD_BUS_URL": f"{URLS['redis']}?name={name}",
+            "HOUNSFIELD_BUS_URL": f"{BUS_URLS['redis']}?name={name}",
             "HOUNSFIELD_DIMSE_ENABLED": "false",
         },
     )
-    client = redis.Redis.from_url(URLS["redis"])
+    client = redis.Redis.from_url(BUS_URLS["redis"])
     try:
         for _ in range(4):
             stow(server.dicomweb, [make_instance(sop_uid=uid())])

@@ -26,8 +26,7 @@ from tests.conftest import (
     stop_server,
     stow,
 )
-from tests.contract.test_bus_contract import reachable
-from tests.contract.test_cache_contract import REDIS_URL, drop_prefix
+from tests.servicesupport import REDIS_URL, drop_prefix, reachable
 
 pytestmark = pytest.mark.services
 

@@ -13,8 +13,7 @@ import redis
 
 from tests.builders import make_dataset, to_bytes
 from tests.conftest import RunningServer, require_component, start_server, stop_server, stow
-from tests.contract.test_bus_contract import reachable
-from tests.contract.test_cache_contract import REDIS_URL, drop_prefix
+from tests.servicesupport import REDIS_URL, drop_prefix, reachable
 
 
 @pytest.fixture(scope="module")

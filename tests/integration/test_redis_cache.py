@@ -20,8 +20,7 @@ from hounsfield.bootstrap import open_cache
 from hounsfield.config import ConfigError
 from hounsfield.ports.cache import CacheUnavailable
 from tests.conftest import free_port, require_component
-from tests.contract.test_bus_contract import reachable
-from tests.contract.test_cache_contract import REDIS_URL, drop_prefix
+from tests.servicesupport import REDIS_URL, drop_prefix, reachable
 
 
 @pytest.fixture
