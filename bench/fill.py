@@ -49,3 +49,37 @@ def fill(
     finally:
         opened.close()
     return stored, time.perf_counter() - start
+
+
+def mark_events_delivered(data_dir: Path, page: int = 100_000) -> int:
+    """Make a filled directory an archive whose events were delivered long ago: announce
+    every stable series and study (as the server's stability monitor would have), then
+    advance the outbox relay past the last event; return that position.
+
+    A fill writes one InstanceStored event per instance. Left undelivered, a server started
+    on the directory would spend the measurement relaying a million events and acting on
+    them (HTJ2K copies, stable-series detection), so the QIDO figures would be those of an
+    archive busy catching up.
+    """
+    from hounsfield.bootstrap import open_archive
+    from hounsfield.config import load_settings
+    from hounsfield.services.events import IndexRelayPosition
+    from hounsfield.services.stability import StabilityMonitor, StabilitySettings
+
+    settings = load_settings(environ={"HOUNSFIELD_DATA_DIR": str(data_dir)})
+    opened = open_archive(settings)
+    index = opened.index
+    owner = "bench-fill"
+    try:
+        StabilityMonitor(index, StabilitySettings(0.0, 0.0)).scan_once()
+        start = index.claim_lease(IndexRelayPosition.NAME, owner, 600.0)
+        if start is None:
+            raise RuntimeError("the outbox relay lease is held by a running server")
+        last = start
+        while events := index.events_since(last, page):
+            last = events[-1].seq
+        index.advance_lease(IndexRelayPosition.NAME, owner, last)
+        index.release_lease(IndexRelayPosition.NAME, owner)
+    finally:
+        opened.close()
+    return last

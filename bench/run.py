@@ -455,6 +455,8 @@ class Bench:
             os.sync()  # the fill ran without fsync: let write-back finish before measuring
             say(f"  synced in {time.monotonic() - synced:.0f} s")
             marker.touch()
+        delivered = bulk.mark_events_delivered(data_dir)
+        say(f"outbox relay advanced to event {delivered} (delivered long ago)")
         say("starting the server on the filled directory")
         self.details["qido_labels"] = {s.key: s.label for s in scenarios.query_shapes(query_set, 1)}
         server = hf.start(data_dir, label="Hounsfield (scale)")
