@@ -76,14 +76,22 @@ def _scope(request: Request) -> dict[str, str]:
     return scope
 
 
-def _select(row: DicomJson, query: Query) -> DicomJson:
+def _returned_tags(query: Query) -> list[str] | None:
+    """The attributes each result carries, in tag order (PS3.18 8.3.4.3: the defaults of the
+    level, the matching keys and `includefield`); None for `includefield=all`."""
     if query.include == "all":
-        return dict(row)
+        return None
     wanted = set(default_return_tags(query.level))
     wanted.update(_LEVEL_UIDS.get(query.level, ()))
     wanted.update(key.tag for key in query.keys)
     wanted.update(query.include)
-    return {tag: row[tag] for tag in sorted(wanted) if tag in row}
+    return sorted(wanted)
+
+
+def _select(row: DicomJson, tags: list[str] | None) -> DicomJson:
+    if tags is None:
+        return dict(row)
+    return {tag: row[tag] for tag in tags if tag in row}
 
 
 def _retrieve_url(row: DicomJson, level: Level, root: str) -> str | None:
@@ -122,8 +130,9 @@ async def search(request: Request, ctx: Context, level: Level) -> Response:
         return Response(204, b"", headers)
     root = service_root(request, partition, ctx.options)
     results: list[DicomJson] = []
+    tags = _returned_tags(query)
     for row in page.rows:
-        selected = _select(row, query)
+        selected = _select(row, tags)
         url = _retrieve_url(row, level, root)
         if url is not None:
             selected[RETRIEVE_URL] = {"vr": "UR", "Value": [url]}
