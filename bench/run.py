@@ -334,7 +334,8 @@ class Bench:
         """Frames/s, rendered/s and a viewer opening a study, on servers of their own."""
         self._note(
             "pixel scenarios: a server of their own with 2 HTTP workers, no rendered-output cache"
-            " and no HTJ2K copies, so that every request decodes"
+            " and no HTJ2K copies, so that every request renders (decoded frames may come from the"
+            " decoded-frame cache)"
         )
         self.details["pixels"] = pixels.scenario(
             self.workdir,
