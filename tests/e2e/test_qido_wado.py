@@ -317,3 +317,29 @@ def test_partitions_are_isolated(server: RunningServer) -> None:
     )
     assert httpx.get(f"{server.dicomweb}/studies/{ds.StudyInstanceUID}").status_code == 404
     assert httpx.delete(f"{server.dicomweb}/studies/{ds.StudyInstanceUID}").status_code == 404
+
+
+def test_head_has_the_header_fields_of_get_and_no_content(server: RunningServer) -> None:
+    """RFC 9110 9.3.2: HEAD answers with the status and header fields GET would, Content-Length
+    included, without the content; a streamed GET (no length known) gives none."""
+    data = make_instance()
+    ds = pydicom.dcmread(io.BytesIO(data))
+    store(server, [data])
+    instance = (
+        f"{server.dicomweb}/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+        f"/instances/{ds.SOPInstanceUID}"
+    )
+    for url, accept in (
+        (f"{instance}/metadata", "application/dicom+json"),
+        (f"{server.dicomweb}/studies", "application/dicom+json"),
+        (f"{instance}/frames/1", 'multipart/related; type="application/octet-stream"'),
+    ):
+        headers = {"accept": accept, "accept-encoding": "identity"}
+        got, head = httpx.get(url, headers=headers), httpx.head(url, headers=headers)
+        assert got.status_code == head.status_code == 200, url
+        assert head.content == b""
+        assert head.headers["content-length"] == str(len(got.content)), url
+        media = head.headers["content-type"].split(";")[0]
+        assert media == got.headers["content-type"].split(";")[0], url
+    missing = httpx.head(f"{server.dicomweb}/studies/{uid()}/metadata")
+    assert missing.status_code == 404 and missing.content == b""

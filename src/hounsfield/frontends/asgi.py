@@ -189,9 +189,11 @@ class HttpApp:
                 self._auditor.after(request, response.status, pending)
             except Exception:
                 log.exception("could not audit %s %s", request.method, request.path)
-        if request.method == "HEAD":
-            response = Response(response.status, b"", response.headers)
-        await response(send, [*cors, *security_headers(response, https=self.options.https)])
+        await response(
+            send,
+            [*cors, *security_headers(response, https=self.options.https)],
+            head=request.method == "HEAD",
+        )
 
     async def _authenticate(self, request: Request, template: str) -> None:
         """Set `request.principal`, or raise 401 (no or bad credentials, RFC 6750 3) or 403

@@ -119,13 +119,22 @@ class Response:
     headers: list[tuple[str, str]] = field(default_factory=list)
     stream: AsyncIterator[bytes] | None = None
 
-    async def __call__(self, send: Send, extra_headers: Iterable[tuple[str, str]] = ()) -> None:
+    async def __call__(
+        self,
+        send: Send,
+        extra_headers: Iterable[tuple[str, str]] = (),
+        *,
+        head: bool = False,
+    ) -> None:
+        """Send the response; for a HEAD request (`head`) the same status and header fields
+        as for GET, Content-Length included, and no content (RFC 9110 9.3.2)."""
         headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in self.headers]
         headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in extra_headers]
-        if self.stream is None:
-            headers.append((b"content-length", str(len(self.body)).encode()))
+        if self.stream is None or head:
+            if self.stream is None:
+                headers.append((b"content-length", str(len(self.body)).encode()))
             await send({"type": "http.response.start", "status": self.status, "headers": headers})
-            await send({"type": "http.response.body", "body": self.body})
+            await send({"type": "http.response.body", "body": b"" if head else self.body})
             return
         await send({"type": "http.response.start", "status": self.status, "headers": headers})
         async for chunk in self.stream:
