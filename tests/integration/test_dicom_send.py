@@ -12,7 +12,7 @@ from pydicom.encaps import encapsulate
 from pydicom.uid import JPEGBaseline8Bit
 
 from hounsfield.adapters.blobs.memory import MemoryBlobStore
-from hounsfield.adapters.dimse_client import PynetdicomNetwork
+from hounsfield.adapters.dimse_client import SocketNetwork
 from hounsfield.ports.dicom_network import OutgoingObject
 from hounsfield.ports.index import RemoteAE, StoredInstance
 from hounsfield.services.dicom_send import DicomSendService, SendOutcome
@@ -68,7 +68,7 @@ def jpeg_instance() -> bytes:
 
 
 def service(blobs: MemoryBlobStore) -> DicomSendService:
-    return DicomSendService(PynetdicomNetwork(), blobs, calling_ae="HOUNSFIELD")
+    return DicomSendService(SocketNetwork(), blobs, calling_ae="HOUNSFIELD")
 
 
 pytestmark = pytest.mark.services

@@ -22,6 +22,7 @@ from pynetdicom.sop_class import (
 
 from hounsfield.bootstrap import Archive, open_archive
 from hounsfield.config import load_settings
+from hounsfield.domain.dimse_dataset import decode_identifier_json
 from hounsfield.frontends.dimse.api import (
     Association,
     CommandField,
@@ -30,7 +31,6 @@ from hounsfield.frontends.dimse.api import (
     NoPresentationContextError,
     Status,
 )
-from hounsfield.frontends.dimse.encoding import decode_identifier_json
 from hounsfield.frontends.dimse.server import DimseOptions, DimseServer, default_registry
 from tests.builders import make_dataset, to_bytes
 from tests.interop.dimse_support import dataset_part

@@ -21,7 +21,7 @@ from pynetdicom import AE
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelGet, Verification
 
 from hounsfield.domain.commandset import decode_command, encode_command
-from hounsfield.frontends.dimse.encoding import decode_identifier, encode_identifier
+from hounsfield.domain.dimse_dataset import decode_identifier, encode_identifier
 from tests.builders import make_dataset, multipart, to_bytes, uid
 from tests.conftest import RunningServer, start_server, stop_server
 from tests.interop.dimse_support import associate_rq, connect, pdata, read_pdu, role_item

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from pydicom import dcmread
 
-from hounsfield.adapters.dimse_client import PynetdicomNetwork
+from hounsfield.adapters.dimse_client import SocketNetwork
 from hounsfield.adapters.dimse_store_scu import SocketStoreSession
 from hounsfield.domain.commandset import decode_command, encode_command
 from hounsfield.domain.pdu import (
@@ -71,8 +71,8 @@ def large_instance() -> bytes:
     return to_bytes(make_dataset(rows=1600, columns=1600, patient_id="LARGE"))
 
 
-def network(dimse_timeout: float = 60.0) -> PynetdicomNetwork:
-    return PynetdicomNetwork(dimse_timeout=dimse_timeout)
+def network(dimse_timeout: float = 60.0) -> SocketNetwork:
+    return SocketNetwork(dimse_timeout=dimse_timeout)
 
 
 # -- DCMTK storescp ---------------------------------------------------------------------------

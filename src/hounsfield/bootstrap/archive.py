@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from hounsfield.adapters.dimse_client import PynetdicomNetwork
+from hounsfield.adapters.dimse_client import SocketNetwork
 from hounsfield.adapters.worklist.sqlite import SqliteWorklistStore
 from hounsfield.bootstrap.adapters import open_blobs, open_cache, open_index
 from hounsfield.config import ConfigError, Settings
@@ -170,9 +170,9 @@ def open_audit(settings: Settings, index: IndexStore) -> AuditService | None:
     )
 
 
-def open_dicom_network(settings: Settings) -> PynetdicomNetwork:
+def open_dicom_network(settings: Settings) -> SocketNetwork:
     """The DIMSE client (Storage, Verification, Query/Retrieve SCU) with the dimse_* timeouts."""
-    return PynetdicomNetwork(
+    return SocketNetwork(
         acse_timeout=float(settings.dimse_acse_timeout),
         dimse_timeout=float(settings.dimse_timeout),
         network_timeout=float(settings.dimse_idle_timeout),

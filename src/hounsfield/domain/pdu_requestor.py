@@ -19,6 +19,7 @@ from hounsfield.domain.pdu import (
     PduError,
     PduType,
     ProposedContext,
+    RoleSelection,
     decode_uid,
     encode_item,
     iter_items,
@@ -38,6 +39,8 @@ class AssociateAccept:
     max_length: int = 0  # 0 = unlimited (PS3.8 D.1.1)
     implementation_class_uid: str = ""
     implementation_version_name: str = ""
+    #: SCP/SCU Role Selection answers (PS3.7 D.3.3.4): SOP class UID -> (SCU role, SCP role).
+    roles: dict[str, tuple[bool, bool]] = field(default_factory=dict)
 
 
 def ae_title_field(title: str) -> bytes:
@@ -59,10 +62,12 @@ def encode_associate_rq(
     max_length: int,
     implementation_class_uid: str,
     implementation_version_name: str,
+    roles: Sequence[RoleSelection] = (),
 ) -> bytes:
     """A-ASSOCIATE-RQ (PS3.8 9.3.2): protocol version 1, the DICOM application context
     (PS3.7 A.2.1), one Presentation Context item per proposal (9.3.2.2) and a User Information
-    item with Maximum Length (D.1), Implementation Class UID and Version Name (PS3.7 D.3.3.2).
+    item with Maximum Length (D.1), Implementation Class UID and Version Name (PS3.7 D.3.3.2)
+    and one SCP/SCU Role Selection sub-item per entry of `roles` (PS3.7 D.3.3.4).
     No Asynchronous Operations Window is proposed, so the default of one outstanding
     operation applies (PS3.7 D.3.3.3)."""
     if not 1 <= len(contexts) <= 128:
@@ -78,6 +83,7 @@ def encode_associate_rq(
         encode_item(0x51, struct.pack(">I", max_length))
         + encode_item(0x52, implementation_class_uid.encode("ascii"))
         + encode_item(0x55, implementation_version_name.encode("ascii")[:16])
+        + b"".join(_role_item(role) for role in roles)
     )
     items.append(encode_item(0x50, user))
     body = (
@@ -118,7 +124,29 @@ def decode_associate_ac(body: bytes) -> AssociateAccept:
                     accept.implementation_class_uid = decode_uid(sub, "implementation class")
                 elif sub_type == 0x55:
                     accept.implementation_version_name = bytes(sub).decode("ascii", "replace")
+                elif sub_type == 0x54:
+                    uid, roles = _role_answer(sub)
+                    accept.roles[uid] = roles
     return accept
+
+
+def _role_item(role: RoleSelection) -> bytes:
+    """SCP/SCU Role Selection sub-item (PS3.7 D.3.3.4, Table D.3-9)."""
+    uid = role.sop_class_uid.encode("ascii")
+    return encode_item(
+        0x54, struct.pack(">H", len(uid)) + uid + bytes((role.scu_role, role.scp_role))
+    )
+
+
+def _role_answer(sub: memoryview) -> tuple[str, tuple[bool, bool]]:
+    """The acceptor's SCP/SCU Role Selection sub-item (PS3.7 D.3.3.4, Table D.3-10)."""
+    if len(sub) < 2:
+        raise PduError("truncated SCP/SCU Role Selection sub-item")
+    (length,) = struct.unpack_from(">H", sub)
+    if len(sub) != length + 4:
+        raise PduError("SCP/SCU Role Selection sub-item with an inconsistent UID length")
+    uid = decode_uid(sub[2 : 2 + length], "role selection SOP class")
+    return uid, (bool(sub[2 + length]), bool(sub[3 + length]))
 
 
 _REJECT_RESULTS = {1: "rejected-permanent", 2: "rejected-transient"}

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from hounsfield.domain.commandset import encode_command
+from hounsfield.domain.dimse_dataset import encode_identifier
 from hounsfield.frontends.dimse.api import (
     AssociationAbortedError,
     CommandField,
@@ -27,7 +28,6 @@ from hounsfield.frontends.dimse.api import (
     Priority,
     SubOperationResult,
 )
-from hounsfield.frontends.dimse.encoding import encode_identifier
 
 if TYPE_CHECKING:
     from hounsfield.frontends.dimse.sender import MessageSender
