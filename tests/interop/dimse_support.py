@@ -8,8 +8,10 @@ import re
 import socket
 import struct
 import subprocess
+import threading
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -18,6 +20,14 @@ from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate
 
+from hounsfield.domain.pdu import (
+    HEADER,
+    ContextResult,
+    ContextResultCode,
+    PduType,
+    decode_associate_rq,
+    encode_associate_ac,
+)
 from tests.builders import make_dataset, to_bytes, uid
 from tests.conftest import free_port, require_tool
 
@@ -218,3 +228,82 @@ def suboperation_counts(output: str) -> dict[str, int]:
         if values:
             found[name] = int(values[-1])
     return found
+
+
+# -- scripted acceptors ------------------------------------------------------------------
+
+
+def recv_pdu(sock: socket.socket) -> tuple[int, bytes]:
+    header = sock.recv(6, socket.MSG_WAITALL)
+    if len(header) < 6:
+        return 0, b""
+    pdu_type, _, length = HEADER.unpack(header)
+    return pdu_type, sock.recv(length, socket.MSG_WAITALL) if length else b""
+
+
+class ScriptedPeer:
+    """An acceptor on a free port that accepts every proposed context (in its first proposed
+    transfer syntax, or `syntax` when given and proposed), grants every proposed SCP/SCU role,
+    announces `max_length`, then runs `script(sock)` on the established association; for
+    testing our SCU against peers that misbehave on cue."""
+
+    def __init__(
+        self,
+        script: Callable[[socket.socket], None],
+        max_length: int = 16384,
+        syntax: str | None = None,
+    ) -> None:
+        self.script = script
+        self.max_length = max_length
+        self.syntax = syntax
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            conn, _ = self.listener.accept()
+            with conn:
+                conn.settimeout(30)
+                pdu_type, body = recv_pdu(conn)
+                assert pdu_type == PduType.A_ASSOCIATE_RQ
+                request = decode_associate_rq(body)
+                results = [
+                    ContextResult(
+                        c.id,
+                        ContextResultCode.ACCEPTANCE,
+                        self.syntax
+                        if self.syntax in c.transfer_syntaxes
+                        else c.transfer_syntaxes[0],
+                    )
+                    for c in request.contexts
+                ]
+                conn.sendall(
+                    encode_associate_ac(
+                        request,
+                        results,
+                        max_length=self.max_length,
+                        implementation_class_uid="2.25.9",
+                        implementation_version_name="SCRIPTED",
+                        roles=list(request.roles.values()),
+                    )
+                )
+                self.script(conn)
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            self.listener.close()
+
+    def join(self) -> None:
+        self.thread.join(timeout=10)
+        if self.error is not None:
+            raise self.error
+
+
+def drain(sock: socket.socket) -> None:
+    """Read until the other side closes, as a peer does after A-ABORT (PS3.8 7.3.1)."""
+    sock.settimeout(10)
+    while sock.recv(65536):
+        pass

@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import socket
 import struct
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,12 +22,8 @@ from hounsfield.domain.pdu import (
     HEADER,
     AbortReason,
     AbortSource,
-    ContextResult,
-    ContextResultCode,
     PduType,
-    decode_associate_rq,
     encode_abort,
-    encode_associate_ac,
     encode_pdata,
     encode_release_rp,
     encode_release_rq,
@@ -38,7 +33,13 @@ from hounsfield.ports.dicom_network import DicomNetworkError, OutgoingObject
 from hounsfield.ports.index import RemoteAE
 from tests.builders import make_dataset, to_bytes
 from tests.conftest import RunningServer, free_port, start_server, stop_server
-from tests.interop.dimse_support import dataset_part, start_storescp
+from tests.interop.dimse_support import (
+    ScriptedPeer,
+    dataset_part,
+    drain,
+    recv_pdu,
+    start_storescp,
+)
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
 EXPLICIT = "1.2.840.10008.1.2.1"
@@ -198,65 +199,13 @@ def test_an_unknown_called_ae_is_rejected_with_its_reason(own: RunningServer) ->
 # -- scripted peers ---------------------------------------------------------------------------
 
 
-def recv_pdu(sock: socket.socket) -> tuple[int, bytes]:
-    header = sock.recv(6, socket.MSG_WAITALL)
-    if len(header) < 6:
-        return 0, b""
-    pdu_type, _, length = HEADER.unpack(header)
-    return pdu_type, sock.recv(length, socket.MSG_WAITALL) if length else b""
-
-
-class ScriptedPeer:
-    """An acceptor on a free port that accepts every proposed context, announces
-    `max_length`, then runs `script(sock)` on the established association."""
-
-    def __init__(self, script: Callable[[socket.socket], None], max_length: int = 16384) -> None:
-        self.script = script
-        self.max_length = max_length
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        try:
-            conn, _ = self.listener.accept()
-            with conn:
-                pdu_type, body = recv_pdu(conn)
-                assert pdu_type == PduType.A_ASSOCIATE_RQ
-                request = decode_associate_rq(body)
-                results = [
-                    ContextResult(c.id, ContextResultCode.ACCEPTANCE, c.transfer_syntaxes[0])
-                    for c in request.contexts
-                ]
-                conn.sendall(
-                    encode_associate_ac(
-                        request,
-                        results,
-                        max_length=self.max_length,
-                        implementation_class_uid="2.25.9",
-                        implementation_version_name="SCRIPTED",
-                        roles=[],
-                    )
-                )
-                self.script(conn)
-        except BaseException as exc:
-            self.error = exc
-        finally:
-            self.listener.close()
-
+class StorePeer(ScriptedPeer):
     def session(self, dimse_timeout: float = 60.0) -> SocketStoreSession:
         return network(dimse_timeout).open_store(
             RemoteAE("PEER", "127.0.0.1", self.port),
             calling_ae="HOUNSFIELD",
             contexts=[(CT, EXPLICIT)],
         )
-
-    def join(self) -> None:
-        self.thread.join(timeout=10)
-        if self.error is not None:
-            raise self.error
 
 
 def read_message(sock: socket.socket) -> tuple[dict[str, object], bytes]:
@@ -286,13 +235,6 @@ def respond(sock: socket.socket, request: dict[str, object], status: int) -> Non
     sock.sendall(encode_pdata(1, 3, response))
 
 
-def drain(sock: socket.socket) -> None:
-    """Read until the other side closes, as a peer does after A-ABORT (PS3.8 7.3.1)."""
-    sock.settimeout(10)
-    while sock.recv(65536):
-        pass
-
-
 def test_the_command_carries_the_move_originator_and_statuses_pass_through() -> None:
     seen: list[dict[str, object]] = []
     data = to_bytes(make_dataset())
@@ -306,7 +248,7 @@ def test_the_command_carries_the_move_originator_and_statuses_pass_through() -> 
         assert recv_pdu(sock)[0] == PduType.A_RELEASE_RQ
         sock.sendall(encode_release_rp())
 
-    peer = ScriptedPeer(script)
+    peer = StorePeer(script)
     session = peer.session()
     store = session.store
     assert store(outgoing(data), move_originator=("MOVER", 7)) == 0xB000
@@ -328,7 +270,7 @@ def test_a_peer_that_aborts_mid_transfer_ends_the_association() -> None:
         sock.sendall(encode_abort(AbortSource.SERVICE_PROVIDER, AbortReason.INVALID_PDU_PARAMETER))
         drain(sock)
 
-    peer = ScriptedPeer(script, max_length=4096)
+    peer = StorePeer(script, max_length=4096)
     session = peer.session()
     with pytest.raises(DicomNetworkError, match=r"aborted .*invalid-PDU-parameter-value"):
         session.store(outgoing(large_instance()))
@@ -343,7 +285,7 @@ def test_a_peer_that_closes_mid_transfer_ends_the_association() -> None:
         recv_pdu(sock)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
-    peer = ScriptedPeer(script, max_length=4096)
+    peer = StorePeer(script, max_length=4096)
     session = peer.session()
     with pytest.raises(DicomNetworkError):
         session.store(outgoing(large_instance()))
@@ -356,7 +298,7 @@ def test_a_peer_that_releases_instead_of_answering() -> None:
         sock.sendall(encode_release_rq())
         assert recv_pdu(sock)[0] == PduType.A_RELEASE_RP
 
-    peer = ScriptedPeer(script)
+    peer = StorePeer(script)
     session = peer.session()
     with pytest.raises(DicomNetworkError, match="released the association"):
         session.store(outgoing(to_bytes(make_dataset())))
@@ -368,7 +310,7 @@ def test_a_silent_peer_times_out_on_dimse_timeout() -> None:
         read_message(sock)
         drain(sock)  # never answers; our side aborts after dimse_timeout
 
-    peer = ScriptedPeer(script)
+    peer = StorePeer(script)
     session = peer.session(dimse_timeout=0.5)
     started = time.monotonic()
     with pytest.raises(DicomNetworkError, match="no answer"):
@@ -387,7 +329,7 @@ def test_a_release_collision_is_answered() -> None:
         assert recv_pdu(sock)[0] == PduType.A_RELEASE_RP
         sock.sendall(encode_release_rp())
 
-    peer = ScriptedPeer(script)
+    peer = StorePeer(script)
     session = peer.session()
     session.close()
     peer.join()
@@ -404,7 +346,7 @@ def test_a_huge_pdu_length_is_refused_before_it_is_read() -> None:
         pdu_type, body = recv_pdu(sock)
         answers.extend((pdu_type, body[3]))
 
-    peer = ScriptedPeer(script)
+    peer = StorePeer(script)
     session = peer.session()
     with pytest.raises(DicomNetworkError, match="exceeds the negotiated maximum"):
         session.store(outgoing(to_bytes(make_dataset())))

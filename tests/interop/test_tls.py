@@ -15,6 +15,9 @@ import pytest
 from pynetdicom import AE
 from pynetdicom.sop_class import Verification
 
+from hounsfield.adapters.dimse_client import SocketNetwork
+from hounsfield.ports.dicom_network import DicomNetworkError
+from hounsfield.ports.index import RemoteAE
 from tests.builders import make_dataset, multipart, to_bytes
 from tests.conftest import RunningServer, free_port, require_tool, start_server, stop_server
 from tests.tlssupport import Pki, make_pki
@@ -100,6 +103,43 @@ def test_dicom_tls_with_dcmtk_and_pynetdicom(server: RunningServer, pki: Pki) ->
         dcmtk("echoscu", "-aec", server.ae_title, "127.0.0.1", str(server.dimse_port)).returncode
         == 0
     )
+
+
+def test_our_echo_and_find_reach_the_tls_listener(server: RunningServer, pki: Pki) -> None:
+    """The Verification and Query/Retrieve SCU wrap the association in the client TLS
+    context like the Storage SCU (PS3.15 B.1); an untrusted server certificate fails."""
+    verify = ssl.create_default_context(cafile=str(pki.ca))
+    dataset = make_dataset(patient_id="TLS-FIND")
+    body, content_type = multipart([to_bytes(dataset)])
+    httpx.post(
+        f"{server.dicomweb}/studies",
+        content=body,
+        headers={"content-type": content_type},
+        verify=verify,
+    ).raise_for_status()
+    remote = RemoteAE(server.ae_title, "127.0.0.1", server.tls_port, tls=True)  # type: ignore[attr-defined]
+    network = SocketNetwork(tls_context=lambda: ssl.create_default_context(cafile=str(pki.ca)))
+    assert network.echo(remote, calling_ae="TLSSCU") == 0
+    replies = list(
+        network.find(
+            remote,
+            calling_ae="TLSSCU",
+            sop_class_uid="1.2.840.10008.5.1.4.1.2.2.1",
+            identifier={
+                "00080052": {"vr": "CS", "Value": ["STUDY"]},
+                "00100020": {"vr": "LO", "Value": ["TLS-FIND"]},
+                "0020000D": {"vr": "UI"},
+            },
+        )
+    )
+    assert [r.status for r in replies] == [0xFF00, 0]
+    assert replies[0].identifier is not None
+    assert replies[0].identifier["0020000D"]["Value"] == [dataset.StudyInstanceUID]
+    untrusted = SocketNetwork(
+        tls_context=lambda: ssl.create_default_context(cafile=str(pki.other_ca))
+    )
+    with pytest.raises(DicomNetworkError, match="CERTIFICATE_VERIFY_FAILED"):
+        untrusted.echo(remote, calling_ae="TLSSCU")
 
 
 def test_mutual_tls_requires_a_client_certificate(pki: Pki, tmp_path: Path) -> None:
