@@ -3,8 +3,7 @@
 C-MOVE sub-operations, forwarding and the `send`/`echo`/`find`/`move` commands need a Storage,
 Verification and Query/Retrieve SCU (PS3.4 Annexes A, B, C). The port is narrow and
 synchronous (services call it from worker threads); the adapter that implements it (our own
-blocking-socket Storage SCU, pynetdicom for the rest, ADR 0015) is chosen by the composition
-root.
+blocking-socket associations, ADR 0015 and 0016) is chosen by the composition root.
 """
 
 from __future__ import annotations
