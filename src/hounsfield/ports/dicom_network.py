@@ -95,7 +95,9 @@ class DicomNetwork(Protocol):
     def find(
         self, remote: RemoteAE, *, calling_ae: str, sop_class_uid: str, identifier: DicomJson
     ) -> Iterator[DimseReply]:
-        """C-FIND (PS3.4 C.4.1): every response, pending ones with their identifier."""
+        """C-FIND (PS3.4 C.4.1): every response, pending ones with their identifier. Closing
+        the iterator before the final response cancels the operation (C-CANCEL, PS3.7
+        9.3.2.3)."""
         ...
 
     def move(
@@ -107,7 +109,9 @@ class DicomNetwork(Protocol):
         identifier: DicomJson,
         destination: str,
     ) -> Iterator[DimseReply]:
-        """C-MOVE (PS3.4 C.4.2): every response with its sub-operation counts."""
+        """C-MOVE (PS3.4 C.4.2): every response with its sub-operation counts; the final one
+        may carry the Failed SOP Instance UID List as its identifier. Closing the iterator
+        before the final response cancels the operation (C-CANCEL, PS3.7 9.3.4.3)."""
         ...
 
     def event_report(
