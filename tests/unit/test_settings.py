@@ -211,6 +211,7 @@ def test_table_in_file_is_an_unknown_key(in_tmp: Path) -> None:
         ("cache_url", "memcached://127.0.0.1:11211"),
         ("qido_max_limit", "0"),
         ("http_workers", "0"),
+        ("dimse_workers", "0"),
         ("bulk_data_threshold", "-5"),
         ("pending_grace_seconds", "-1"),
         ("max_request_bytes", "-1"),

@@ -2,4 +2,5 @@
 
 from hounsfield.cli.main import main
 
-main()
+if __name__ == "__main__":  # not when a spawned DIMSE worker re-imports the main module
+    main()

@@ -5,6 +5,10 @@ With one HTTP worker (the embedded default) both servers share the archive and t
 uvicorn exits (SIGINT/SIGTERM) the DIMSE server is closed first, then the archive. With
 several HTTP workers uvicorn's supervisor owns the main thread, so the DIMSE server runs in the
 main process on its own event loop in a thread; workers serve HTTP only.
+
+With `dimse_workers` > 1 the DIMSE server runs in that many processes instead (cli/dimse_workers.py,
+docs/adr/0016-dimse-workers.md), started after the index is migrated once and stopped before the
+HTTP side closes its archive; the main process serves HTTP only.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from hounsfield.bootstrap import (
     check_exposure,
     open_archive,
 )
+from hounsfield.cli.dimse_workers import DimseWorkers
 from hounsfield.config import Settings
 from hounsfield.config.tls import server_context
 from hounsfield.frontends.dimse.server import DimseServer
@@ -50,12 +55,12 @@ def _common(settings: Settings) -> dict[str, object]:
     return common
 
 
-async def _start_dimse(settings: Settings, dimse: DimseServer) -> None:
+async def start_dimse(settings: Settings, dimse: DimseServer, *, reuse_port: bool = False) -> None:
     """The plain listener, and the DICOM TLS one when dimse_tls_port is set."""
-    await dimse.start(settings.host, settings.dimse_port)
+    await dimse.start(settings.host, settings.dimse_port, reuse_port=reuse_port)
     if settings.dimse_tls_port:
         tls = server_context(settings, verify_client=settings.dimse_tls_verify_client)
-        await dimse.start(settings.host, settings.dimse_tls_port, tls=tls)
+        await dimse.start(settings.host, settings.dimse_tls_port, tls=tls, reuse_port=reuse_port)
 
 
 def run(settings: Settings) -> None:
@@ -68,15 +73,31 @@ def run(settings: Settings) -> None:
         settings.http_port,
         f", DIMSE AE {settings.ae_title} on port {settings.dimse_port}"
         + (f" and DICOM TLS port {settings.dimse_tls_port}" if settings.dimse_tls_port else "")
+        + (f" in {settings.dimse_workers} processes" if settings.dimse_workers > 1 else "")
         if settings.dimse_enabled
         else "",
         settings.index_url,
         settings.blob_url,
     )
+    workers: DimseWorkers | None = None
+    if settings.dimse_enabled and settings.dimse_workers > 1:
+        open_archive(settings).close()  # migrate once before the workers start
+        if settings.dimse_tls_port:
+            server_context(settings)  # fails here, naming the setting, not in every worker
+        workers = DimseWorkers(settings)
+        workers.start()
+    try:
+        _run_http(settings, common, workers)
+    finally:
+        if workers is not None:
+            workers.stop()
+
+
+def _run_http(settings: Settings, common: dict[str, object], workers: DimseWorkers | None) -> None:
     if settings.http_workers > 1:
         # Each worker process builds its own archive from the same settings (environment).
         open_archive(settings).close()  # migrate once before the workers start
-        if settings.dimse_enabled:
+        if settings.dimse_enabled and workers is None:
             _start_dimse_thread(settings)
         uvicorn.run(
             "hounsfield.bootstrap:create_app",
@@ -88,15 +109,20 @@ def run(settings: Settings) -> None:
     archive = open_archive(settings)
     config = uvicorn.Config(build_http_app(archive), **common)  # type: ignore[arg-type]
     with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
-        runner.run(_serve_both(settings, archive, uvicorn.Server(config)))
+        runner.run(_serve_both(settings, archive, uvicorn.Server(config), workers))
 
 
-async def _serve_both(settings: Settings, archive: Archive, http: uvicorn.Server) -> None:
+async def _serve_both(
+    settings: Settings, archive: Archive, http: uvicorn.Server, workers: DimseWorkers | None
+) -> None:
+    if workers is not None:
+        await _serve_beside_workers(http, workers)
+        return
     if not settings.dimse_enabled:
         await http.serve()
         return
     dimse = build_dimse_server(archive)
-    await _start_dimse(settings, dimse)
+    await start_dimse(settings, dimse)
 
     async def close_dimse_on_exit() -> None:
         # uvicorn notices the signal within its 0.1 s tick, then drains HTTP connections
@@ -115,12 +141,30 @@ async def _serve_both(settings: Settings, archive: Archive, http: uvicorn.Server
         await dimse.close()
 
 
+async def _serve_beside_workers(http: uvicorn.Server, workers: DimseWorkers) -> None:
+    """HTTP here, DIMSE in the worker processes: on SIGTERM/SIGINT the workers are stopped
+    (each closes its associations, then its archive) before the HTTP side closes ours."""
+
+    async def stop_workers_on_exit() -> None:
+        while not http.should_exit:
+            await asyncio.sleep(0.05)
+        await asyncio.to_thread(workers.stop)
+
+    watcher = asyncio.create_task(stop_workers_on_exit())
+    try:
+        await http.serve()
+    finally:
+        if not watcher.done():
+            watcher.cancel()
+        await asyncio.to_thread(workers.stop)
+
+
 def _start_dimse_thread(settings: Settings) -> None:
     archive = open_archive(settings)
 
     async def main() -> None:
         dimse = build_dimse_server(archive)
-        await _start_dimse(settings, dimse)
+        await start_dimse(settings, dimse)
         await dimse.serve_forever()
 
     def target() -> None:

@@ -106,6 +106,7 @@ class Settings:
     auth_roles_claim: str
     auth_partitions_claim: str
     http_workers: int
+    dimse_workers: int
     log_level: str
     audit_enabled: bool
     audit_queue_size: int
@@ -214,6 +215,7 @@ def _validate(values: dict[str, Any]) -> None:
         "bulk_data_threshold",
         "qido_max_limit",
         "http_workers",
+        "dimse_workers",
         "webhook_max_attempts",
         "jobs_lease_seconds",
         "jobs_retry_base_seconds",
@@ -232,6 +234,9 @@ def _validate(values: dict[str, Any]) -> None:
             raise ConfigError(
                 f"setting 'dimse_allowed_calling_aes': {aet!r} is not a valid AE title"
             )
+    if values["dimse_workers"] > 1 and values["dimse_enabled"] and values["dimse_port"] == 0:
+        # Each worker binds the port itself (SO_REUSEPORT): port 0 would give each its own.
+        raise ConfigError("setting 'dimse_port': must not be 0 when dimse_workers > 1")
     if values["dimse_max_associations"] < 1:
         raise ConfigError(
             "setting 'dimse_max_associations': must be at least 1, "

@@ -136,9 +136,18 @@ class DimseServer:
             int(server.sockets[0].getsockname()[1]) for server in self._servers if server.sockets
         ]
 
-    async def start(self, host: str, port: int, *, tls: ssl.SSLContext | None = None) -> None:
+    async def start(
+        self,
+        host: str,
+        port: int,
+        *,
+        tls: ssl.SSLContext | None = None,
+        reuse_port: bool = False,
+    ) -> None:
         """Listen on (host, port); with `tls`, every connection is a TLS one (PS3.15 Annex B:
-        the TLS handshake precedes the A-ASSOCIATE-RQ). Call again for a second listener."""
+        the TLS handshake precedes the A-ASSOCIATE-RQ). Call again for a second listener.
+        With `reuse_port` (SO_REUSEPORT), several processes listen on the same port and the
+        kernel spreads incoming connections over them (the dimse_workers setting)."""
         server = await asyncio.start_server(
             self._on_connect,
             host,
@@ -146,6 +155,7 @@ class DimseServer:
             backlog=256,
             ssl=tls,
             ssl_handshake_timeout=self.context.options.acse_timeout if tls else None,
+            reuse_port=reuse_port or None,
         )
         self._servers.append(server)
         log.info(
