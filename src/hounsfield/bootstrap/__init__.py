@@ -9,6 +9,7 @@ close it when done.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 
 from hounsfield.adapters.auth.apikey import ApiKeyAuthenticator, ChainAuthenticator
 from hounsfield.adapters.auth.jwt import JwtAuthenticator
@@ -92,8 +93,16 @@ def build_authenticator(settings: Settings, index: IndexStore) -> Authenticator 
     return chain[0] if len(chain) == 1 else ChainAuthenticator(*chain)
 
 
-def build_http_app(archive: Archive) -> HttpApp:
+def build_http_app(archive: Archive, before_close: Callable[[], None] | None = None) -> HttpApp:
+    """The ASGI app; at lifespan shutdown `before_close` runs (serve stops its DIMSE worker
+    processes there, so the process does not exit before they have), then the archive closes."""
     settings = archive.settings
+
+    def shutdown() -> None:
+        if before_close is not None:
+            before_close()
+        archive.close()
+
     check_exposure(settings)
     options = HttpOptions(
         dicomweb=DicomWebOptions(
@@ -108,7 +117,7 @@ def build_http_app(archive: Archive) -> HttpApp:
         archive.services,
         options,
         background=background_tasks(archive, run_jobs=settings.jobs_concurrency > 0),
-        on_shutdown=archive.close,
+        on_shutdown=shutdown,
         authenticator=build_authenticator(settings, archive.index),
     )
 

@@ -99,6 +99,7 @@ class DimseWorkers:
         self._lock = threading.Lock()
         self._stop_lock = threading.Lock()  # stop() may be called from two threads at once
         self._monitor: threading.Thread | None = None
+        self._stopped = False
 
     @property
     def pids(self) -> list[int]:
@@ -192,3 +193,6 @@ class DimseWorkers:
                 log.warning("DIMSE worker pid %s did not stop in time; killing it", process.pid)
                 process.kill()
                 process.join()
+        if processes and not self._stopped:
+            self._stopped = True
+            log.info("DIMSE workers stopped: %s", [p.exitcode for p in processes])

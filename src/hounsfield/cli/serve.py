@@ -107,7 +107,8 @@ def _run_http(settings: Settings, common: dict[str, object], workers: DimseWorke
         )
         return
     archive = open_archive(settings)
-    config = uvicorn.Config(build_http_app(archive), **common)  # type: ignore[arg-type]
+    app = build_http_app(archive, before_close=workers.stop if workers is not None else None)
+    config = uvicorn.Config(app, **common)  # type: ignore[arg-type]
     with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
         runner.run(_serve_both(settings, archive, uvicorn.Server(config), workers))
 

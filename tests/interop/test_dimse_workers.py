@@ -1,0 +1,275 @@
+"""`dimse_workers = 2`: two DIMSE acceptor processes on one port (SO_REUSEPORT).
+
+DCMTK's storescu sends on many associations at once; every instance must be stored and
+queryable whichever process took its association, and the associations must really have been
+spread over both processes (the log names the process that accepted each calling AE). C-FIND
+and C-MOVE (the destination registered through the HTTP admin API, i.e. by another process)
+work on any worker, pynetdicom stores through both, a worker that dies is restarted, and
+SIGTERM to `serve` leaves no process behind.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from io import BytesIO
+from pathlib import Path
+
+import httpx
+import pytest
+from pydicom import dcmread
+from pynetdicom import AE
+from pynetdicom.sop_class import CTImageStorage
+
+from tests.builders import make_dataset, to_bytes, uid
+from tests.conftest import RunningServer, require_tool, start_server, stop_server
+from tests.interop.dimse_support import count_instances, start_storescp
+from tests.interop.dimse_support import suboperation_counts as counts
+
+pytestmark = pytest.mark.services
+
+#: With 16 associations hashed over 2 sockets, all on one has probability 2**-15.
+ASSOCIATIONS = 16
+PER_ASSOCIATION = 2
+
+_LISTENING = re.compile(rb"DIMSE worker (\d+) \(pid (\d+)\) listening")
+_ACCEPTED = re.compile(rb"dimse-\d+\[(\d+)\] \S+: association (\S+) -> \S+ from \S+ accepted")
+
+
+def log_text(server: RunningServer) -> bytes:
+    server.log.flush()
+    return (server.data_dir.parent / f"server-{server.url.rsplit(':', 1)[1]}.log").read_bytes()
+
+
+def worker_pids(server: RunningServer) -> dict[int, int]:
+    """Worker number -> pid of its latest start, from the serve process's log."""
+    return {int(n): int(pid) for n, pid in _LISTENING.findall(log_text(server))}
+
+
+def acceptors(server: RunningServer) -> dict[str, int]:
+    """Calling AE title -> pid of the process that accepted its association (DEBUG log)."""
+    return {ae.decode(): int(pid) for pid, ae in _ACCEPTED.findall(log_text(server))}
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    require_tool("storescu")
+    running = start_server(
+        tmp_path_factory.mktemp("dimse-workers") / "data",
+        {"HOUNSFIELD_DIMSE_WORKERS": "2", "HOUNSFIELD_LOG_LEVEL": "DEBUG"},
+    )
+    try:
+        yield running
+    finally:
+        if running.process.poll() is None:
+            stop_server(running)
+
+
+def storescu(server: RunningServer, calling_ae: str, *files: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            require_tool("storescu"),
+            "-aet",
+            calling_ae,
+            "-aec",
+            server.ae_title,
+            "127.0.0.1",
+            str(server.dimse_port),
+            *map(str, files),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def test_two_workers_listen_on_the_port(server: RunningServer) -> None:
+    pids = worker_pids(server)
+    assert sorted(pids) == [1, 2]
+    assert server.process.pid not in pids.values()
+    assert all(alive(pid) for pid in pids.values())
+
+
+def test_parallel_storescu_associations_are_spread_and_all_stored(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    study = uid()
+    jobs: dict[str, list[Path]] = {}
+    for a in range(ASSOCIATIONS):
+        files = []
+        for n in range(PER_ASSOCIATION):
+            ds = make_dataset(study_uid=study, instance_number=a * PER_ASSOCIATION + n + 1)
+            path = tmp_path / f"{ds.SOPInstanceUID}.dcm"
+            path.write_bytes(to_bytes(ds))
+            files.append(path)
+        jobs[f"PARALLEL{a:02d}"] = files
+    senders = [storescu(server, ae, *files) for ae, files in jobs.items()]
+    for sender in senders:
+        output, _ = sender.communicate(timeout=120)
+        assert sender.returncode == 0, output
+    assert count_instances(server.dicomweb, StudyInstanceUID=study) == (
+        ASSOCIATIONS * PER_ASSOCIATION
+    )
+    accepted = acceptors(server)
+    served_by = {accepted[ae] for ae in jobs}
+    assert served_by == set(worker_pids(server).values())
+
+
+def test_pynetdicom_stores_on_any_worker(server: RunningServer) -> None:
+    study = uid()
+
+    def send(number: int) -> list[int]:
+        ae = AE(ae_title=f"PYNET{number:02d}")
+        ae.add_requested_context(CTImageStorage)
+        assoc = ae.associate("127.0.0.1", server.dimse_port, ae_title=server.ae_title)
+        assert assoc.is_established
+        try:
+            datasets = [dcmread(BytesIO(to_bytes(make_dataset(study_uid=study)))) for _ in range(2)]
+            return [int(assoc.send_c_store(ds).Status) for ds in datasets]
+        finally:
+            assoc.release()
+
+    with ThreadPoolExecutor(4) as pool:
+        statuses = [s for batch in pool.map(send, range(8)) for s in batch]
+    assert statuses == [0] * 16
+    assert count_instances(server.dicomweb, StudyInstanceUID=study) == 16
+    accepted = acceptors(server)
+    assert {accepted[f"PYNET{n:02d}"] for n in range(8)} <= set(worker_pids(server).values())
+
+
+def test_find_and_move_on_any_worker(server: RunningServer, tmp_path: Path) -> None:
+    study = uid()
+    sent = []
+    for n in range(3):
+        ds = make_dataset(study_uid=study, patient_id="P-WORKERS", instance_number=n + 1)
+        path = tmp_path / f"{ds.SOPInstanceUID}.dcm"
+        path.write_bytes(to_bytes(ds))
+        sent.append(path)
+    stored = storescu(server, "MOVESRC", *sent)
+    output, _ = stored.communicate(timeout=60)
+    assert stored.returncode == 0, output
+
+    out = tmp_path / "moved"
+    destination, port = start_storescp(out)
+    try:
+        response = httpx.put(
+            f"{server.url}/api/remote-aes/DEST", json={"host": "127.0.0.1", "port": port}
+        )
+        assert response.status_code in (200, 201), response.text
+
+        def scu(tool: str, calling_ae: str, *args: str) -> str:
+            done = subprocess.run(
+                [
+                    require_tool(tool),
+                    *("-aet", calling_ae, "-aec", server.ae_title, *args),
+                    *("127.0.0.1", str(server.dimse_port)),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+            assert done.returncode == 0, done.stdout + done.stderr
+            return done.stdout + done.stderr
+
+        def find(number: int) -> int:
+            folder = tmp_path / f"find{number}"
+            folder.mkdir()
+            scu(
+                "findscu",
+                f"FIND{number:02d}",
+                "-S",
+                "-X",
+                "-od",
+                str(folder),
+                "-k",
+                "QueryRetrieveLevel=STUDY",
+                "-k",
+                "PatientID=P-WORKERS",
+                "-k",
+                "StudyInstanceUID",
+                "-k",
+                "NumberOfStudyRelatedInstances",
+            )
+            found = [dcmread(p) for p in folder.glob("rsp*.dcm")]
+            assert [d.StudyInstanceUID for d in found] == [study]
+            return int(found[0].NumberOfStudyRelatedInstances)
+
+        def move(number: int) -> dict[str, int]:
+            output = scu(
+                "movescu",
+                f"MOVE{number:02d}",
+                "-d",
+                "-S",
+                "-aem",
+                "DEST",
+                "-k",
+                "QueryRetrieveLevel=STUDY",
+                "-k",
+                f"StudyInstanceUID={study}",
+            )
+            return counts(output)
+
+        with ThreadPoolExecutor(4) as pool:
+            assert list(pool.map(find, range(8))) == [3] * 8
+            moved = list(pool.map(move, range(8)))
+        assert moved == [{"Completed": 3, "Failed": 0, "Warning": 0}] * 8
+        accepted = acceptors(server)
+        pids = set(worker_pids(server).values())
+        assert {accepted[f"FIND{n:02d}"] for n in range(8)} <= pids
+        assert {accepted[f"MOVE{n:02d}"] for n in range(8)} <= pids
+        received = {dcmread(p).SOPInstanceUID for p in out.iterdir()}
+        assert received == {dcmread(p).SOPInstanceUID for p in sent}
+    finally:
+        destination.terminate()
+        destination.wait(timeout=10)
+
+
+def test_a_dead_worker_is_restarted(server: RunningServer, tmp_path: Path) -> None:
+    before = worker_pids(server)
+    os.kill(before[1], signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and worker_pids(server)[1] == before[1]:
+        time.sleep(0.1)
+    after = worker_pids(server)
+    assert after[1] != before[1] and alive(after[1])
+    assert after[2] == before[2]
+    assert b"DIMSE worker 1 (pid %d) exited with code -9" % before[1] in log_text(server)
+    ds = make_dataset()
+    path = tmp_path / "after-restart.dcm"
+    path.write_bytes(to_bytes(ds))
+    sender = storescu(server, "AFTERRESTART", path)
+    output, _ = sender.communicate(timeout=60)
+    assert sender.returncode == 0, output
+    assert count_instances(server.dicomweb, SOPInstanceUID=ds.SOPInstanceUID) == 1
+
+
+def test_sigterm_stops_every_worker(server: RunningServer) -> None:
+    """Last in this module: SIGTERM to the serve process alone, as a service manager sends it,
+    not to its process group; the workers must go with it."""
+    pids = list(worker_pids(server).values())
+    os.kill(server.process.pid, signal.SIGTERM)
+    # uvicorn re-raises the signal once it has shut down, as with one process.
+    assert server.process.wait(timeout=30) in (0, -signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(alive(pid) for pid in pids):
+        time.sleep(0.1)
+    assert not [pid for pid in pids if alive(pid)]
+    log = log_text(server)
+    server.log.close()
+    # Every worker exited on its own (code 0, not killed), before the HTTP side closed.
+    assert b"DIMSE workers stopped: [0, 0]" in log
+    assert log.index(b"DIMSE workers stopped") < log.index(b"Application shutdown complete")
