@@ -4,6 +4,10 @@
 both archives; this command compares clients and durability on Hounsfield alone.
 
     python -m bench.cstore [--count 500] [--clients raw,raw4,storescu,pynetdicom] [--durable both]
+                           [--dimse-workers 1,2] [--repeat 3]
+
+With several `--dimse-workers` values (the dimse_workers setting) and `--repeat`, the runs
+alternate between them (1, 2, 1, 2, ...), so a change in the machine's load affects both alike.
 
 Every (durability, client) pair gets a fresh server and data directory. Clients:
 
@@ -51,6 +55,7 @@ class Result:
     count: int
     seconds: float
     stored: int
+    dimse_workers: int = 1
 
     @property
     def rate(self) -> float:
@@ -291,6 +296,12 @@ def main() -> None:
     parser.add_argument("--durable", choices=["true", "false", "both"], default="both")
     parser.add_argument("--json", type=Path, help="write the results here as JSON")
     parser.add_argument(
+        "--dimse-workers",
+        default="1",
+        help="comma-separated dimse_workers values to compare (HOUNSFIELD_DIMSE_WORKERS)",
+    )
+    parser.add_argument("--repeat", type=int, default=1, help="rounds over the values")
+    parser.add_argument(
         "--reference", action="store_true", help="also time the raw client against storescp"
     )
     parser.add_argument(
@@ -313,32 +324,47 @@ def main() -> None:
                 print(
                     f"{'storescp':>10}  (DCMTK, raw client, no index, no fsync)  {rate:7.1f} inst/s"
                 )
-        for durable in durabilities:
-            for n, client in enumerate(args.clients.split(",")):
-                run_dir = Path(tmp) / f"{client}-{durable}-{n}"
-                run_dir.mkdir()
-                raw = run_dir / "profile.txt" if args.profile else None
-                server = hounsfield_server.start(run_dir / "data", durable=durable, profile_to=raw)
-                try:
-                    seconds = CLIENTS[client](paths, server.dimse_port)
-                    stored = count_stored(server.base_url)
-                except (AssertionError, AttributeError, subprocess.CalledProcessError) as exc:
-                    # pynetdicom's SCU occasionally loses a response under load (ADR 0007)
-                    print(f"{client:>10}  durable={str(durable).lower():5}  failed: {exc!r}")
-                    continue
-                finally:
-                    server.stop()
-                if raw is not None and raw.exists():
-                    _print_profile(profile.summarise(raw))
-                result = Result(client, durable, len(paths), seconds, stored)
-                results.append(result)
-                print(
-                    f"{client:>10}  durable={str(durable).lower():5}  "
-                    f"{result.rate:7.1f} inst/s  ({seconds:.2f} s, {stored} stored)",
-                    flush=True,
-                )
-                if stored != len(paths):
-                    raise SystemExit(f"{client}: {stored} of {len(paths)} instances stored")
+        workers = [int(w) for w in args.dimse_workers.split(",")]
+        rounds = [
+            (durable, client, w, r)
+            for r in range(args.repeat)
+            for durable in durabilities
+            for client in args.clients.split(",")
+            for w in workers
+        ]
+        for n, (durable, client, dimse_workers, _) in enumerate(rounds):
+            run_dir = Path(tmp) / f"{client}-{durable}-{n}"
+            run_dir.mkdir()
+            raw = run_dir / "profile.txt" if args.profile else None
+            server = hounsfield_server.start(
+                run_dir / "data",
+                durable=durable,
+                profile_to=raw,
+                settings={"HOUNSFIELD_DIMSE_WORKERS": str(dimse_workers)}
+                if dimse_workers != 1
+                else None,
+            )
+            try:
+                seconds = CLIENTS[client](paths, server.dimse_port)
+                stored = count_stored(server.base_url)
+            except (AssertionError, AttributeError, subprocess.CalledProcessError) as exc:
+                # pynetdicom's SCU occasionally loses a response under load (ADR 0007)
+                print(f"{client:>10}  durable={str(durable).lower():5}  failed: {exc!r}")
+                continue
+            finally:
+                server.stop()
+            if raw is not None and raw.exists():
+                _print_profile(profile.summarise(raw))
+            result = Result(client, durable, len(paths), seconds, stored, dimse_workers)
+            results.append(result)
+            print(
+                f"{client:>10}  durable={str(durable).lower():5}  "
+                f"dimse_workers={dimse_workers}  "
+                f"{result.rate:7.1f} inst/s  ({seconds:.2f} s, {stored} stored)",
+                flush=True,
+            )
+            if stored != len(paths):
+                raise SystemExit(f"{client}: {stored} of {len(paths)} instances stored")
     if args.json:
         args.json.write_text(
             json.dumps([{**asdict(r), "rate": r.rate} for r in results], indent=2) + "\n"
