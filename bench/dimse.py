@@ -12,8 +12,10 @@ is in both figures and the ratio is what stays meaningful on a shared machine (D
 - C-GET (PS3.4 C.4.3) with DCMTK getscu and C-MOVE (PS3.4 C.4.2) with movescu to a storescp, of
   the CT study the STOW-RS scenario stored.
 
-`python -m bench.dimse [--count 500] [--rounds 7]` runs the C-STORE scenario alone, with more
-rounds than `bench.run` gives it, on fresh archives; JSON in bench/results/cstore-<UTC time>.json.
+`python -m bench.dimse [--count 500] [--rounds 7] [--dimse-workers 1,2]` runs the C-STORE
+scenario alone, with more rounds than `bench.run` gives it, on fresh archives; JSON in
+bench/results/cstore-<UTC time>.json. With several `--dimse-workers` values, one Hounsfield per
+value (the dimse_workers setting) takes its turn in the same rotation as Orthanc.
 """
 
 from __future__ import annotations
@@ -238,7 +240,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=500, help="CT instances per round")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--results-dir", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument(
+        "--dimse-workers", default="1", help="comma-separated dimse_workers values of Hounsfield"
+    )
     args = parser.parse_args(argv)
+    workers = [int(w) for w in args.dimse_workers.split(",")]
+
+    def label(n: int) -> str:
+        return "Hounsfield" if n == 1 else f"Hounsfield dimse_workers={n}"
 
     def say(message: str) -> None:
         print(f"[bench.dimse {datetime.now(UTC):%H:%M:%S}] {message}", flush=True)
@@ -246,8 +255,14 @@ def main(argv: list[str] | None = None) -> int:
     started = datetime.now(UTC)
     problems = Problems()
     with tempfile.TemporaryDirectory(prefix="hf-bench-cstore-") as tmp:
-        archives = {"Hounsfield": hounsfield_server.start(Path(tmp) / "hounsfield")}
+        archives: dict[str, RunningArchive] = {}
         try:
+            for n in workers:
+                archives[label(n)] = hounsfield_server.start(
+                    Path(tmp) / f"hounsfield-{n}",
+                    label=label(n),
+                    settings={"HOUNSFIELD_DIMSE_WORKERS": str(n)} if n != 1 else None,
+                )
             orthanc.ensure_installed([])
             archives["Orthanc"] = orthanc.start(Path(tmp) / "orthanc")
             meter = machine.CpuMeter()
@@ -267,11 +282,13 @@ def main(argv: list[str] | None = None) -> int:
     path.write_text(json.dumps(out, indent=1) + "\n")
     for associations in ASSOCIATIONS:
         per = result[str(associations)]
-        h, o = per["Hounsfield"]["rate"], per["Orthanc"]["rate"]
-        say(
-            f"{associations} association(s): Hounsfield {h:.0f} {per['Hounsfield']['rates']},"
-            f" Orthanc {o:.0f} {per['Orthanc']['rates']}, ratio {h / o:.2f}"
-        )
+        o = per["Orthanc"]["rate"]
+        for name in map(label, workers):
+            h = per[name]["rate"]
+            say(
+                f"{associations} association(s): {name} {h:.0f} {per[name]['rates']},"
+                f" Orthanc {o:.0f} {per['Orthanc']['rates']}, ratio {h / o:.2f}"
+            )
     say(f"results: {path}; problems: {problems.items or 'none'}")
     return 1 if problems.items else 0
 

@@ -62,6 +62,15 @@ def start(
             f"HOUNSFIELD_DURABLE={'true' if durable else 'false'}"
             + (" (fsync of blobs and WAL commits with synchronous=FULL)" if durable else ""),
             "one uvicorn worker (the embedded default), "
-            + ("SQLite index, file blobs" if not settings else "shared index and blobs"),
+            + (
+                "SQLite index, file blobs"
+                if not set(settings or {}) - {"HOUNSFIELD_DIMSE_WORKERS"}
+                else "shared index and blobs"
+            ),
+            *(
+                [f"HOUNSFIELD_DIMSE_WORKERS={settings['HOUNSFIELD_DIMSE_WORKERS']}"]
+                if settings and "HOUNSFIELD_DIMSE_WORKERS" in settings
+                else []
+            ),
         ],
     )
