@@ -13,7 +13,8 @@ Every (durability, client) pair gets a fresh server and data directory. Clients:
 
 - `raw`: a minimal blocking-socket SCU in this process (one PDU per 128 KiB fragment, waits for
   each C-STORE-RSP): the closest to the server's own capacity, as no real SCU is faster.
-  `raw4`: the same on four associations at once, each with a quarter of the files.
+  `raw4`: the same on four associations at once, each with a quarter of the files; `raw16` on
+  sixteen (many modalities at once: what `dimse_workers` spreads evenly, ADR 0016).
 - `storescu`: DCMTK, one process for all files (reads and re-encodes each file).
 - `pynetdicom`: pynetdicom's SCU sending files as they are (its polling threads cost time).
 
@@ -234,6 +235,7 @@ def run_pynetdicom(paths: list[Path], port: int) -> float:
 CLIENTS = {
     "raw": run_raw,
     "raw4": lambda paths, port: run_raw(paths, port, associations=4),
+    "raw16": lambda paths, port: run_raw(paths, port, associations=16),
     "storescu": run_storescu,
     # DCMTK sets TCP_NODELAY only when this variable asks for it (dcmnet/dulfsm.cc)
     "storescu-nodelay": lambda paths, port: run_storescu(paths, port, {"TCP_NODELAY": "1"}),

@@ -222,6 +222,15 @@ def test_bad_value_in_environment_is_named(name: str, raw: str) -> None:
     assert f"'{name}'" in str(error)
 
 
+def test_dimse_workers_need_a_fixed_port() -> None:
+    """Each DIMSE worker binds the port itself: port 0 would give each a different one."""
+    error = config_error(environ={"HOUNSFIELD_DIMSE_WORKERS": "2", "HOUNSFIELD_DIMSE_PORT": "0"})
+    assert "'dimse_port'" in str(error)
+    settings = load_settings(None, {"HOUNSFIELD_DIMSE_WORKERS": "2"})
+    assert settings.dimse_workers == 2
+    assert load_settings(None, {}).dimse_workers == 1
+
+
 @pytest.mark.parametrize(
     ("line", "name"),
     [
