@@ -27,9 +27,10 @@ from pynetdicom import AE
 from pynetdicom.sop_class import CTImageStorage
 
 from tests.builders import make_dataset, to_bytes, uid
-from tests.conftest import RunningServer, require_tool, start_server, stop_server
+from tests.conftest import RunningServer, free_port, require_tool, start_server, stop_server
 from tests.interop.dimse_support import count_instances, start_storescp
 from tests.interop.dimse_support import suboperation_counts as counts
+from tests.tlssupport import make_pki
 
 pytestmark = pytest.mark.services
 
@@ -273,3 +274,50 @@ def test_sigterm_stops_every_worker(server: RunningServer) -> None:
     # Every worker exited on its own (code 0, not killed), before the HTTP side closed.
     assert b"DIMSE workers stopped: [0, 0]" in log
     assert log.index(b"DIMSE workers stopped") < log.index(b"Application shutdown complete")
+
+
+def test_both_workers_serve_the_dicom_tls_port(tmp_path: Path) -> None:
+    """PS3.15 Annex B: the DICOM TLS listener is in every worker too."""
+    pki = make_pki(tmp_path / "pki")
+    tls_port = free_port()
+    server = start_server(
+        tmp_path / "data",
+        {
+            "HOUNSFIELD_DIMSE_WORKERS": "2",
+            "HOUNSFIELD_LOG_LEVEL": "DEBUG",
+            "HOUNSFIELD_DIMSE_TLS_PORT": str(tls_port),
+            "HOUNSFIELD_TLS_CERT_FILE": str(pki.server_cert),
+            "HOUNSFIELD_TLS_KEY_FILE": str(pki.server_key),
+            "HOUNSFIELD_TLS_CA_FILE": str(pki.ca),
+        },
+    )
+    try:
+        listening = re.findall(
+            rb"DIMSE worker \d+ \(pid \d+\) listening on \[(\d+), (\d+)\]", log_text(server)
+        )
+        assert sorted(listening) == [(str(server.dimse_port).encode(), str(tls_port).encode())] * 2
+        study = uid()
+        senders = []
+        for n in range(8):
+            path = tmp_path / f"tls{n}.dcm"
+            path.write_bytes(to_bytes(make_dataset(study_uid=study)))
+            senders.append(
+                subprocess.Popen(
+                    [
+                        require_tool("storescu"),
+                        *("+tla", "+cf", str(pki.ca), "-aet", f"TLS{n:02d}"),
+                        *("-aec", server.ae_title, "127.0.0.1", str(tls_port), str(path)),
+                    ],
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                )
+            )
+        for sender in senders:
+            output, _ = sender.communicate(timeout=120)
+            assert sender.returncode == 0, output
+        assert count_instances(server.dicomweb, StudyInstanceUID=study) == 8
+        accepted = acceptors(server)
+        assert {accepted[f"TLS{n:02d}"] for n in range(8)} <= set(worker_pids(server).values())
+    finally:
+        stop_server(server)
