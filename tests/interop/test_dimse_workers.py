@@ -2,10 +2,11 @@
 
 DCMTK's storescu sends on many associations at once; every instance must be stored and
 queryable whichever process took its association, and the associations must really have been
-spread over both processes (the log names the process that accepted each calling AE). C-FIND
-and C-MOVE (the destination registered through the HTTP admin API, i.e. by another process)
-work on any worker, pynetdicom stores through both, a worker that dies is restarted, and
-SIGTERM to `serve` leaves no process behind.
+spread over both processes (the log names the process that accepted each calling AE), and
+each association audited. C-FIND, C-MOVE (the destination registered through the HTTP admin
+API, i.e. by another process) and storage commitment work on any worker, pynetdicom stores
+through them, a worker that dies is restarted, SIGTERM to `serve` leaves no process behind and
+the audit chain the three processes wrote verifies. The DICOM TLS port is served by both.
 """
 
 from __future__ import annotations
@@ -14,25 +15,36 @@ import os
 import re
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from io import BytesIO
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from pydicom import dcmread
-from pynetdicom import AE
-from pynetdicom.sop_class import CTImageStorage
+from pydicom.dataset import Dataset
+from pynetdicom import AE, evt
+from pynetdicom.sop_class import CTImageStorage, StorageCommitmentPushModel
 
 from tests.builders import make_dataset, to_bytes, uid
-from tests.conftest import RunningServer, free_port, require_tool, start_server, stop_server
+from tests.conftest import (
+    RunningServer,
+    free_port,
+    hounsfield_cli,
+    require_tool,
+    start_server,
+    stop_server,
+)
 from tests.interop.dimse_support import count_instances, start_storescp
 from tests.interop.dimse_support import suboperation_counts as counts
 from tests.tlssupport import make_pki
 
 pytestmark = pytest.mark.services
+STORAGE_COMMITMENT_INSTANCE = "1.2.840.10008.1.20.1.1"
 
 #: With 16 associations hashed over 2 sockets, all on one has probability 2**-15.
 ASSOCIATIONS = 16
@@ -127,6 +139,76 @@ def test_parallel_storescu_associations_are_spread_and_all_stored(
     accepted = acceptors(server)
     served_by = {accepted[ae] for ae in jobs}
     assert served_by == set(worker_pids(server).values())
+    # PS3.15 A.5.3: one Instances Transferred message per association, whichever worker wrote it.
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        audited = audit(server, study=study)
+        if len(audited) >= ASSOCIATIONS:
+            break
+        time.sleep(0.2)
+    assert sorted(r["user"] for r in audited if r["action"] == "C") == sorted(jobs)
+
+
+def audit(server: RunningServer, **params: str) -> list[dict[str, Any]]:
+    response = httpx.get(f"{server.url}/api/audit", params=params)
+    assert response.status_code == 200, response.text
+    found: list[dict[str, Any]] = response.json()
+    return found
+
+
+def test_storage_commitment_on_any_worker(server: RunningServer, tmp_path: Path) -> None:
+    """PS3.4 J.3: N-ACTION, then the N-EVENT-REPORT on the requesting association, from
+    whichever process holds it; the check reads the index both workers write."""
+    stored = []
+    for n in range(2):
+        ds = make_dataset()
+        path = tmp_path / f"commit{n}.dcm"
+        path.write_bytes(to_bytes(ds))
+        stored.append((str(ds.SOPClassUID), str(ds.SOPInstanceUID), path))
+    sender = storescu(server, "COMMITSRC", *(p for _, _, p in stored))
+    output, _ = sender.communicate(timeout=60)
+    assert sender.returncode == 0, output
+
+    def commit(number: int) -> tuple[int, list[str]]:
+        reports: list[tuple[int, Dataset]] = []
+        arrived = threading.Event()
+
+        def on_report(event: Any) -> int:
+            reports.append((int(event.request.EventTypeID), event.event_information))
+            arrived.set()
+            return 0x0000
+
+        ae = AE(ae_title=f"COMMIT{number:02d}")
+        ae.add_requested_context(StorageCommitmentPushModel)
+        assoc = ae.associate(
+            "127.0.0.1",
+            server.dimse_port,
+            ae_title=server.ae_title,
+            evt_handlers=[(evt.EVT_N_EVENT_REPORT, on_report)],
+        )
+        assert assoc.is_established
+        request = Dataset()
+        request.TransactionUID = uid()
+        request.ReferencedSOPSequence = []
+        for sop_class, sop, _ in stored:
+            item = Dataset()
+            item.ReferencedSOPClassUID, item.ReferencedSOPInstanceUID = sop_class, sop
+            request.ReferencedSOPSequence.append(item)
+        try:
+            status, _ = assoc.send_n_action(
+                request, 1, StorageCommitmentPushModel, STORAGE_COMMITMENT_INSTANCE
+            )
+            assert int(status.Status) == 0
+            assert arrived.wait(20)
+            time.sleep(0.5)  # let pynetdicom answer the report before releasing
+        finally:
+            assoc.release()
+        event_type, info = reports[0]
+        return event_type, [str(i.ReferencedSOPInstanceUID) for i in info.ReferencedSOPSequence]
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(commit, range(4)))
+    assert results == [(1, [sop for _, sop, _ in stored])] * 4
 
 
 def test_pynetdicom_stores_on_any_worker(server: RunningServer) -> None:
@@ -274,6 +356,9 @@ def test_sigterm_stops_every_worker(server: RunningServer) -> None:
     # Every worker exited on its own (code 0, not killed), before the HTTP side closed.
     assert b"DIMSE workers stopped: [0, 0]" in log
     assert log.index(b"DIMSE workers stopped") < log.index(b"Application shutdown complete")
+    # The audit trail written by three processes is one unbroken hash chain (ADR 0014).
+    verified = hounsfield_cli(server.data_dir, "audit", "verify")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
 def test_both_workers_serve_the_dicom_tls_port(tmp_path: Path) -> None:
