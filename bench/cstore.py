@@ -14,7 +14,7 @@ Every (durability, client) pair gets a fresh server and data directory. Clients:
 - `raw`: a minimal blocking-socket SCU in this process (one PDU per 128 KiB fragment, waits for
   each C-STORE-RSP): the closest to the server's own capacity, as no real SCU is faster.
   `raw4`: the same on four associations at once, each with a quarter of the files; `raw16` on
-  sixteen (many modalities at once: what `dimse_workers` spreads evenly, ADR 0016).
+  sixteen (many modalities at once: what `dimse_workers` spreads evenly, ADR 0017).
 - `storescu`: DCMTK, one process for all files (reads and re-encodes each file).
 - `pynetdicom`: pynetdicom's SCU sending files as they are (its polling threads cost time).
 

@@ -1,4 +1,4 @@
-"""DIMSE acceptor processes for `dimse_workers` > 1 (docs/adr/0016-dimse-workers.md).
+"""DIMSE acceptor processes for `dimse_workers` > 1 (docs/adr/0017-dimse-workers.md).
 
 The DIMSE server is one asyncio loop; the Python work of each instance (PDU handling, header
 walk, index rows) holds the GIL, so associations served by one process share one core. With

@@ -7,7 +7,7 @@ several HTTP workers uvicorn's supervisor owns the main thread, so the DIMSE ser
 main process on its own event loop in a thread; workers serve HTTP only.
 
 With `dimse_workers` > 1 the DIMSE server runs in that many processes instead (cli/dimse_workers.py,
-docs/adr/0016-dimse-workers.md), started after the index is migrated once and stopped before the
+docs/adr/0017-dimse-workers.md), started after the index is migrated once and stopped before the
 HTTP side closes its archive; the main process serves HTTP only.
 """
 
