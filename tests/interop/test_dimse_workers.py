@@ -406,3 +406,24 @@ def test_both_workers_serve_the_dicom_tls_port(tmp_path: Path) -> None:
         assert {accepted[f"TLS{n:02d}"] for n in range(8)} <= set(worker_pids(server).values())
     finally:
         stop_server(server)
+
+
+def test_ctrl_c_stops_the_workers_in_order(tmp_path: Path) -> None:
+    """Ctrl-C in a terminal sends SIGINT to the whole process group: the workers leave it to
+    `serve`, which stops them (no worker is seen dying and restarted on the way out)."""
+    server = start_server(tmp_path / "data", {"HOUNSFIELD_DIMSE_WORKERS": "2"})
+    try:
+        pids = list(worker_pids(server).values())
+        os.killpg(server.process.pid, signal.SIGINT)
+        server.process.wait(timeout=30)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(alive(pid) for pid in pids):
+            time.sleep(0.1)
+        assert not [pid for pid in pids if alive(pid)]
+        log = log_text(server)
+        assert b"DIMSE workers stopped: [0, 0]" in log
+        assert b"restarting" not in log
+    finally:
+        if server.process.poll() is None:
+            stop_server(server)
+        server.log.close()

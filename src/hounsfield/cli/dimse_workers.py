@@ -10,10 +10,11 @@ release (PS3.8 9.2), which is all the DIMSE services need: no state outlives an 
 except what is in the index.
 
 Workers are started with the `spawn` method (a fresh interpreter: the parent may already run
-threads), after the parent has migrated the index once. On SIGTERM or SIGINT a worker closes
+threads), after the parent has migrated the index once. On SIGTERM a worker closes
 its DIMSE server first (aborting open associations only after they had the chance to finish,
 as the single-process server does) and then its archive. The parent stops them on shutdown
-and restarts one that dies, with a growing delay when it dies right after starting.
+and restarts one that dies, with a growing delay when it dies right after starting. Workers
+ignore SIGINT: Ctrl-C reaches the whole process group, and the parent stops them in order.
 """
 
 from __future__ import annotations
@@ -44,7 +45,11 @@ _STABLE_SECONDS = 5.0
 
 
 def _worker_main(settings: Settings, number: int, ready: Connection) -> None:
-    """The body of one worker process: serve DIMSE until SIGTERM/SIGINT or the parent dies."""
+    """The body of one worker process: serve DIMSE until SIGTERM or the parent dies.
+
+    SIGINT is ignored: Ctrl-C in a terminal reaches the whole process group, and the parent
+    then stops the workers itself; a worker leaving on its own would look like a crash."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(
         level=settings.log_level,
         format="%(asctime)s %(levelname)s %(processName)s[%(process)d] %(name)s: %(message)s",
@@ -62,8 +67,7 @@ def _worker_main(settings: Settings, number: int, ready: Connection) -> None:
         ready.close()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
 
         async def orphaned() -> None:
             # A parent killed with SIGKILL cannot stop us: leave rather than keep the port.
