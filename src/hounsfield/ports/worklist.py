@@ -8,6 +8,7 @@ Worklist C-FIND SCP reads them. Every call is scoped to one partition.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -26,6 +27,18 @@ class WorklistStore(Protocol):
 
     def put(self, item: WorklistItem) -> bool:
         """Create or replace; True when created."""
+        ...
+
+    def create(self, item: WorklistItem) -> bool:
+        """Create only: False, and nothing written, when the item exists (atomic, also between
+        processes sharing the store)."""
+        ...
+
+    def modify(
+        self, partition: str, item_id: str, change: Callable[[DicomJson], DicomJson]
+    ) -> DicomJson | None:
+        """Replace an item's dataset by `change(current)` atomically (no concurrent change is
+        lost); None when there is no such item. An exception from `change` writes nothing."""
         ...
 
     def get(self, partition: str, item_id: str) -> WorklistItem | None: ...

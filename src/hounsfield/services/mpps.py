@@ -21,17 +21,19 @@ class MppsService:
     def create(self, partition: str, sop_uid: str, dataset: DicomJson) -> None:
         """N-CREATE; 0111 when the SOP Instance exists already (PS3.7 10.1.5.1.6)."""
         check_create(dataset)
-        if self.store.get(partition, sop_uid) is not None:
+        # One atomic insert: of two N-CREATEs of one instance (two associations, two DIMSE
+        # workers) exactly one succeeds.
+        if not self.store.create(WorklistItem(partition, sop_uid, dataset)):
             raise MppsError(DUPLICATE_SOP_INSTANCE, f"{sop_uid} exists already")
-        self.store.put(WorklistItem(partition, sop_uid, dataset))
 
     def update(self, partition: str, sop_uid: str, modification: DicomJson) -> DicomJson:
-        """N-SET; 0112 for an unknown SOP Instance (PS3.7 10.1.3.1.6)."""
-        current = self.store.get(partition, sop_uid)
-        if current is None:
+        """N-SET; 0112 for an unknown SOP Instance (PS3.7 10.1.3.1.6). The read, the checks of
+        `apply_set` and the write are one transaction, so concurrent N-SETs lose nothing."""
+        updated = self.store.modify(
+            partition, sop_uid, lambda current: apply_set(current, modification)
+        )
+        if updated is None:
             raise MppsError(NO_SUCH_SOP_INSTANCE, f"no performed procedure step {sop_uid}")
-        updated = apply_set(current.dataset, modification)
-        self.store.put(WorklistItem(partition, sop_uid, updated))
         return updated
 
     def get(self, partition: str, sop_uid: str) -> WorklistItem | None:

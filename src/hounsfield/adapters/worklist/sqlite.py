@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import orjson
 
+from hounsfield.domain.model import DicomJson
 from hounsfield.ports.worklist import WorklistItem
 
 _SCHEMA = """
@@ -24,6 +27,8 @@ CREATE TABLE IF NOT EXISTS {table} (
 )
 """
 _TABLES = frozenset({"worklist_items", "mpps"})
+#: How long a writer waits for another process's write lock before giving up.
+BUSY_TIMEOUT_MS = 10_000
 
 
 class SqliteWorklistStore:
@@ -31,6 +36,9 @@ class SqliteWorklistStore:
 
     `table` keeps different document kinds apart: "worklist_items" (scheduled steps) and
     "mpps" (performed procedure steps, PS3.4 Annex F), both keyed by partition and id.
+    Several processes may share the file (HTTP and DIMSE workers): every read-then-write runs
+    in one `BEGIN IMMEDIATE` transaction, and a writer waits for another's lock (busy
+    timeout) instead of failing.
     """
 
     def __init__(self, path: Path | str, table: str = "worklist_items") -> None:
@@ -39,9 +47,22 @@ class SqliteWorklistStore:
         self._table = table
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         if str(path) != ":memory:":
             self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute(_SCHEMA.format(table=table))
+
+    @contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, holding the database's write lock from its first read."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
 
     def _sql(self, statement: str) -> str:
         """The statement on this store's table (an allow-listed name, never user input)."""
@@ -50,20 +71,46 @@ class SqliteWorklistStore:
     def put(self, item: WorklistItem) -> bool:
         data = orjson.dumps(item.dataset)
         key = (item.partition, item.item_id)
-        with self._lock:
-            found = self._conn.execute(
+        with self._writing() as conn:
+            found = conn.execute(
                 self._sql("SELECT pk FROM {table} WHERE partition = ? AND item_id = ?"), key
             ).fetchone()
             if found is None:
-                self._conn.execute(
+                conn.execute(
                     self._sql("INSERT INTO {table} (partition, item_id, dataset) VALUES (?, ?, ?)"),
                     (*key, data),
                 )
                 return True
-            self._conn.execute(
-                self._sql("UPDATE {table} SET dataset = ? WHERE pk = ?"), (data, found[0])
-            )
+            conn.execute(self._sql("UPDATE {table} SET dataset = ? WHERE pk = ?"), (data, found[0]))
             return False
+
+    def create(self, item: WorklistItem) -> bool:
+        with self._lock:
+            cursor = self._conn.execute(
+                self._sql(
+                    "INSERT INTO {table} (partition, item_id, dataset) VALUES (?, ?, ?)"
+                    " ON CONFLICT (partition, item_id) DO NOTHING"
+                ),
+                (item.partition, item.item_id, orjson.dumps(item.dataset)),
+            )
+            return cursor.rowcount == 1
+
+    def modify(
+        self, partition: str, item_id: str, change: Callable[[DicomJson], DicomJson]
+    ) -> DicomJson | None:
+        with self._writing() as conn:
+            row = conn.execute(
+                self._sql("SELECT pk, dataset FROM {table} WHERE partition = ? AND item_id = ?"),
+                (partition, item_id),
+            ).fetchone()
+            if row is None:
+                return None
+            updated = change(orjson.loads(row[1]))
+            conn.execute(
+                self._sql("UPDATE {table} SET dataset = ? WHERE pk = ?"),
+                (orjson.dumps(updated), row[0]),
+            )
+            return updated
 
     def get(self, partition: str, item_id: str) -> WorklistItem | None:
         with self._lock:
