@@ -71,3 +71,40 @@ def test_a_durable_put_syncs_the_same(tmp_path: Path, synced: list[Path]) -> Non
     store = FileBlobStore(tmp_path / "blobs")
     store.put_file("q/a/b/1.dcm", staged(tmp_path, "a"), durable=True)
     assert store.root / "q/a" in synced and store.root / "q/a/b/1.dcm" in synced
+
+
+def test_a_directory_made_by_another_process_is_synced_once_by_this_one(
+    tmp_path: Path, synced: list[Path]
+) -> None:
+    """Another process (a second store on the same tree) created the series directory and has
+    not synced its name yet: this process's first blob there syncs the names above it; its
+    next blob does not again."""
+    other = FileBlobStore(tmp_path / "blobs")
+    other.put_file("p/s/new/1.dcm", staged(tmp_path, "a"), durable=False)  # not made durable
+    ours = FileBlobStore(tmp_path / "blobs")
+    root = ours.root
+    synced.clear()
+    ours.put_file("p/s/new/2.dcm", staged(tmp_path, "b"), durable=False)
+    ours.make_durable(["p/s/new/2.dcm"])
+    assert {root / "p/s", root / "p", root} <= set(synced)
+    synced.clear()
+    ours.put_file("p/s/new/3.dcm", staged(tmp_path, "c"), durable=False)
+    ours.make_durable(["p/s/new/3.dcm"])
+    assert set(synced) == {root / "p/s/new/3.dcm", root / "p/s/new"}
+
+
+def test_a_directory_removed_by_a_delete_is_fresh_again(tmp_path: Path, synced: list[Path]) -> None:
+    store = FileBlobStore(tmp_path / "blobs")
+    root = store.root
+    store.put_file("p/s/x/1.dcm", staged(tmp_path, "a"), durable=True)
+    store.delete("p/s/x/1.dcm")  # the empty series, study and partition directories go too
+    assert not (root / "p").exists()
+    synced.clear()
+    store.put_file("p/s/x/2.dcm", staged(tmp_path, "b"), durable=True)
+    assert {root / "p/s", root / "p", root} <= set(synced)
+    other = FileBlobStore(tmp_path / "blobs")  # a delete by another process
+    other.delete("p/s/x/2.dcm")
+    synced.clear()
+    store.put_file("p/s/x/3.dcm", staged(tmp_path, "c"), durable=True)
+    assert (root / "p/s/x/3.dcm").exists()
+    assert {root / "p/s", root / "p", root} <= set(synced)

@@ -11,6 +11,11 @@ until a `make_durable` has synced their parents; every `make_durable` whose keys
 fresh directory syncs those parents too, so an instance stored by another thread into a series
 directory just created is not acknowledged before that directory's name is on disk.
 
+Other processes (HTTP and DIMSE workers, replicas) share the directory tree, and what is fresh
+in one is unknown to the others: a directory this process has not seen synced is treated as
+fresh too, whoever created it, so the first instance a process stores under it syncs the
+entries above it once (`_known` then remembers the directory, bounded in size).
+
 `make_durable` issues the fsyncs of a batch's files and of their directories all at once, from
 a small pool of threads, and returns when every one has completed. Every fsync it needs still
 happens after the link that created the name, so the guarantee is the same as syncing them one
@@ -37,6 +42,8 @@ class BlobKeyError(ValueError):
 
 #: Most fsyncs of one `make_durable` in flight at once (a STOW-RS batch holds up to 32 files).
 SYNC_THREADS = 8
+#: Directories remembered as durable before the memory is cleared (then re-learned by a sync).
+KNOWN_DIRECTORIES = 100_000
 
 
 def _fsync_path(path: Path) -> None:
@@ -55,8 +62,11 @@ class FileBlobStore:
         self.root.mkdir(parents=True, exist_ok=True)
         self._sync_pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
-        #: Directories created here whose own entry (in their parent) may not be durable yet.
+        #: Directories whose own entry (in their parent) may not be durable yet: created here,
+        #: or found here but not yet synced by this process (another process may have made it).
         self._fresh: set[Path] = set()
+        #: Directories whose entries up to the root this process has synced.
+        self._known: set[Path] = set()
         self._fresh_lock = threading.Lock()
 
     def _pool(self) -> ThreadPoolExecutor:
@@ -74,16 +84,20 @@ class FileBlobStore:
 
     def _make_directory(self, directory: Path) -> None:
         """Create `directory` and its missing ancestors, recorded as fresh *before* they exist,
-        so a thread that finds one already there also finds it fresh (module docstring)."""
-        if directory.is_dir():
+        so a thread that finds one already there also finds it fresh; directories that exist
+        but that this process has not synced are fresh too (module docstring)."""
+        if directory in self._known and directory.is_dir():
             return
-        missing: list[Path] = []
+        # Climb to the nearest directory known durable that still exists (a delete, here or
+        # in another process, may have removed known ones since).
+        unsure: list[Path] = []
         probe = directory
-        while probe != self.root and not probe.is_dir():
-            missing.append(probe)
+        while probe != self.root and not (probe in self._known and probe.is_dir()):
+            unsure.append(probe)
             probe = probe.parent
         with self._fresh_lock:
-            self._fresh.update(missing)
+            self._known.difference_update(unsure)
+            self._fresh.update(unsure)
         directory.mkdir(parents=True, exist_ok=True)
 
     def put_file(self, key: str, staged: Path, *, durable: bool = True) -> None:
@@ -129,6 +143,9 @@ class FileBlobStore:
         if fresh:
             with self._fresh_lock:
                 self._fresh.difference_update(fresh)
+                if len(self._known) + len(fresh) > KNOWN_DIRECTORIES:
+                    self._known.clear()
+                self._known.update(fresh)
 
     def _sync(self, targets: list[Path]) -> None:
         pool = self._pool()
@@ -168,6 +185,8 @@ class FileBlobStore:
                 parent.rmdir()
             except OSError:
                 break
+            with self._fresh_lock:
+                self._known.discard(parent)
             parent = parent.parent
 
     def exists(self, key: str) -> bool:
