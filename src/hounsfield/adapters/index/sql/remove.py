@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from hounsfield.adapters.index.sql import derived
 from hounsfield.adapters.index.sql.dialect import Connection, Dialect
 from hounsfield.adapters.index.sql.rows import dumps
+from hounsfield.adapters.index.sql.scope import narrowed
 from hounsfield.ports.index import DeletedInstances
 
 #: (Study Instance UID, Series Instance UID or None, SOP Instance UID or None) of a delete.
@@ -67,19 +68,14 @@ def delete_instances(
     if study is None:
         return DeletedInstances()
     study_pk, patient_pk = int(study[0]), int(study[1])
-    sql = (
+    narrow, extra = narrowed(series_uid, sop_uid)
+    rows = d.run(
+        conn,
         "SELECT i.pk, i.blob_key, i.size, i.series_pk FROM instances i"
         " JOIN series se ON se.pk = i.series_pk"
-        " WHERE i.study_pk = ? AND i.partition = ? AND i.state = 'committed'"
-    )
-    params: list[object] = [study_pk, partition]
-    if series_uid is not None:
-        sql += " AND se.series_uid = ?"
-        params.append(series_uid)
-    if sop_uid is not None:
-        sql += " AND i.sop_uid = ?"
-        params.append(sop_uid)
-    rows = d.run(conn, sql, params).fetchall()
+        f" WHERE i.study_pk = ? AND i.partition = ? AND i.state = 'committed'{narrow}",
+        [study_pk, partition, *extra],
+    ).fetchall()
     if not rows:
         return DeletedInstances()
     pks = [int(r[0]) for r in rows]

@@ -22,6 +22,7 @@ from hounsfield.adapters.index.sql.query import (
     walk_probe,
 )
 from hounsfield.adapters.index.sql.rows import decode_bulk, decode_pixel, loads
+from hounsfield.adapters.index.sql.scope import scoped_instances_sql
 from hounsfield.domain.model import Level
 from hounsfield.domain.query import Query
 from hounsfield.ports.index import (
@@ -76,29 +77,6 @@ def stored_instance(r: Row) -> StoredInstance:
     )
 
 
-def _scoped_instances_sql(
-    columns: str, partition: str, study_uid: str, series_uid: str | None, sop_uid: str | None
-) -> tuple[str, list[object]]:
-    """Committed instances in scope, by series then instance number (then arrival)."""
-    sql = (
-        f"SELECT {columns} FROM instances i"  # noqa: S608
-        " JOIN studies s ON s.pk = i.study_pk JOIN series se ON se.pk = i.series_pk"
-        " WHERE s.partition = ? AND s.study_uid = ? AND i.state = 'committed'"
-    )
-    params: list[object] = [partition, study_uid]
-    if series_uid is not None:
-        sql += " AND se.series_uid = ?"
-        params.append(series_uid)
-    if sop_uid is not None:
-        sql += " AND i.sop_uid = ?"
-        params.append(sop_uid)
-    sql += (
-        " ORDER BY se.series_number IS NULL, se.series_number, se.pk,"
-        " i.instance_number IS NULL, i.instance_number, i.pk"
-    )
-    return sql, params
-
-
 def list_instances(
     conn: sqlite3.Connection,
     partition: str,
@@ -106,8 +84,8 @@ def list_instances(
     series_uid: str | None,
     sop_uid: str | None,
 ) -> list[tuple[int, StoredInstance]]:
-    sql, params = _scoped_instances_sql(
-        _INSTANCE_COLUMNS, partition, study_uid, series_uid, sop_uid
+    sql, params = scoped_instances_sql(
+        "?", _INSTANCE_COLUMNS, partition, study_uid, series_uid, sop_uid
     )
     return [(int(r[0]), stored_instance(r)) for r in conn.execute(sql, params)]
 
@@ -121,7 +99,8 @@ def list_instance_keys(
 ) -> list[Listed]:
     """Like `list_instances`, without decoding layouts (series metadata's hot path), with
     the version of each instance's content for the document cache."""
-    sql, params = _scoped_instances_sql(
+    sql, params = scoped_instances_sql(
+        "?",
         "i.pk, i.partition, s.study_uid, se.series_uid, i.sop_uid, i.sha256, i.created_at",
         partition,
         study_uid,
