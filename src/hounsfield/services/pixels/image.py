@@ -176,28 +176,29 @@ def _voi_function(item: Dataset) -> str:
     return str(item.get("VOILUTFunction", "LINEAR") or "LINEAR").strip().upper()
 
 
+def _first(ds: Dataset, keyword: str) -> Dataset | None:
+    """The first item of a sequence (the macros here have exactly one), None without one."""
+    items = ds.get(keyword, None) or []
+    return items[0] if len(items) else None
+
+
 def _group_values(group: Dataset | None) -> FrameValues:
     """The Pixel Value Transformation and Frame VOI LUT macros of one functional groups item."""
     if group is None:
         return FrameValues()
     rescale = None
-    for item in group.get("PixelValueTransformationSequence", None) or []:
-        slope = _floats(item.get("RescaleSlope"))
-        intercept = _floats(item.get("RescaleIntercept"))
+    transformation = _first(group, "PixelValueTransformationSequence")
+    if transformation is not None:
+        slope = _floats(transformation.get("RescaleSlope"))
+        intercept = _floats(transformation.get("RescaleIntercept"))
         if slope or intercept:
             rescale = ((slope or [1.0])[0] or 1.0, (intercept or [0.0])[0])
-        break
     windows = function = None
-    for item in group.get("FrameVOILUTSequence", None) or []:
-        windows = _windows(item) or None
-        function = _voi_function(item) if "VOILUTFunction" in item else None
-        break
+    voi = _first(group, "FrameVOILUTSequence")
+    if voi is not None:
+        windows = _windows(voi) or None
+        function = _voi_function(voi) if "VOILUTFunction" in voi else None
     return FrameValues(rescale, windows, function)
-
-
-def _first(ds: Dataset, keyword: str) -> Dataset | None:
-    items = ds.get(keyword, None) or []
-    return items[0] if len(items) else None
 
 
 def image_info(ds: Dataset, transfer_syntax: str, little_endian: bool = True) -> ImageInfo:
