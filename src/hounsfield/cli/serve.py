@@ -17,6 +17,7 @@ import asyncio
 import logging
 import ssl
 import threading
+from collections.abc import Awaitable, Callable
 
 import uvicorn
 
@@ -117,47 +118,40 @@ async def _serve_both(
     settings: Settings, archive: Archive, http: uvicorn.Server, workers: DimseWorkers | None
 ) -> None:
     if workers is not None:
-        await _serve_beside_workers(http, workers)
+        # DIMSE in the worker processes: each closes its associations, then its archive.
+        await _serve_closing_first(http, lambda: asyncio.to_thread(workers.stop))
         return
     if not settings.dimse_enabled:
         await http.serve()
         return
     dimse = build_dimse_server(archive)
     await start_dimse(settings, dimse)
+    await _serve_closing_first(http, dimse.close)
 
-    async def close_dimse_on_exit() -> None:
-        # uvicorn notices the signal within its 0.1 s tick, then drains HTTP connections
-        # before the lifespan shutdown closes the archive: close DIMSE first, while the archive
-        # is still open, so no association is cut in the middle of an ingest.
+
+async def _serve_closing_first(
+    http: uvicorn.Server, close_dimse: Callable[[], Awaitable[None]]
+) -> None:
+    """Serve HTTP and close DIMSE as soon as uvicorn is told to exit (SIGTERM/SIGINT).
+
+    uvicorn notices the signal within its 0.1 s tick, then drains HTTP connections before the
+    lifespan shutdown closes the archive: DIMSE is closed first, while the archive is still
+    open, so no association is cut in the middle of an ingest; and once more on the way out
+    (closing twice is harmless) in case HTTP stopped for another reason.
+    """
+
+    async def close_on_exit() -> None:
         while not http.should_exit:
             await asyncio.sleep(0.05)
-        await dimse.close()
+        await close_dimse()
 
-    watcher = asyncio.create_task(close_dimse_on_exit())
+    watcher = asyncio.create_task(close_on_exit())
     try:
         await http.serve()
     finally:
         if not watcher.done():
             watcher.cancel()
-        await dimse.close()
-
-
-async def _serve_beside_workers(http: uvicorn.Server, workers: DimseWorkers) -> None:
-    """HTTP here, DIMSE in the worker processes: on SIGTERM/SIGINT the workers are stopped
-    (each closes its associations, then its archive) before the HTTP side closes ours."""
-
-    async def stop_workers_on_exit() -> None:
-        while not http.should_exit:
-            await asyncio.sleep(0.05)
-        await asyncio.to_thread(workers.stop)
-
-    watcher = asyncio.create_task(stop_workers_on_exit())
-    try:
-        await http.serve()
-    finally:
-        if not watcher.done():
-            watcher.cancel()
-        await asyncio.to_thread(workers.stop)
+        await close_dimse()
 
 
 def _start_dimse_thread(settings: Settings) -> None:
