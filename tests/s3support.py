@@ -69,10 +69,20 @@ class MotoServer:
                 self.process.wait()
 
 
-def start_moto(log_dir: Path) -> MotoServer | None:
-    """Start `python -m moto.server` on a free port; None if moto is missing or does not start."""
+def start_moto(log_dir: Path, attempts: int = 3) -> MotoServer | None:
+    """Start `python -m moto.server` on a free port; None if moto is missing or does not start.
+    A port found free can be taken by another test's server before moto binds it ("Address
+    already in use"): a server that exits at once is started again on another port."""
     if importlib.util.find_spec("moto") is None:
         return None
+    for _ in range(attempts):
+        server = _start_moto_once(log_dir)
+        if server is not None:
+            return server
+    return None
+
+
+def _start_moto_once(log_dir: Path) -> MotoServer | None:
     port = free_port()
     log = log_dir / f"moto-{port}.log"
     with log.open("wb") as out:
